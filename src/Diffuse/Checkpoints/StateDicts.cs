@@ -1,0 +1,91 @@
+using System.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Diffuse.Checkpoints;
+
+/// <summary>Moves a module's parameters and buffers (its state dict) to and from plain tensor dictionaries.</summary>
+public static class StateDicts
+{
+    /// <summary>The most problems of one kind listed in an error message; the rest are counted.</summary>
+    const int MaxListed = 20;
+
+    /// <summary>
+    /// Copies <paramref name="tensors"/> into <paramref name="module"/>'s state dict (parameters and persistent
+    /// buffers), in place and without recording gradients. Every key must match, with the same shape; values are
+    /// converted to each entry's dtype and device. Everything is checked before anything is copied, so on an error the
+    /// module is unchanged.
+    /// </summary>
+    /// <param name="module">The module to fill.</param>
+    /// <param name="tensors">The values by state-dict key, e.g. from <see cref="Safetensors.Load(string)"/>. They are only read: the caller keeps owning them.</param>
+    /// <param name="source">Where the values came from (usually the checkpoint's path), named in error messages.</param>
+    /// <exception cref="DiffuseException">
+    /// Keys are missing or unexpected, or shapes differ; the one message lists every problem.
+    /// </exception>
+    public static void LoadInto(nn.Module module, IReadOnlyDictionary<string, Tensor> tensors, string source)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        ArgumentNullException.ThrowIfNull(tensors);
+        ArgumentNullException.ThrowIfNull(source);
+
+        var state = module.state_dict();
+        var missing = state.Keys.Where(k => !tensors.ContainsKey(k)).ToList();
+        var unexpected = tensors.Keys.Where(k => !state.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var shapes = new List<string>();
+        foreach (var (key, target) in state)
+        {
+            if (!tensors.TryGetValue(key, out var value)) continue;
+            if (value is null || value.IsInvalid)
+                throw new ArgumentException($"Tensor '{key}' is null or disposed.", nameof(tensors));
+            if (!value.shape.SequenceEqual(target.shape))
+                shapes.Add($"key '{key}': checkpoint has {Format(value.shape)}, model expects {Format(target.shape)}");
+        }
+
+        if (missing.Count + unexpected.Count + shapes.Count > 0)
+        {
+            var message = new StringBuilder($"Checkpoint '{source}' does not fit this model:");
+            List(message, "missing from the checkpoint", missing.Select(k => $"key '{k}'").ToList());
+            List(message, "in the checkpoint but not in the model", unexpected.Select(k => $"key '{k}'").ToList());
+            List(message, "with a different shape", shapes);
+            message.Append("\nThis checkpoint was made for a different model configuration; load it with the config.json saved beside it.");
+            throw new DiffuseException(message.ToString());
+        }
+
+        // copy_ may return new managed handles to the targets; the scope releases those handles, never the targets.
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        foreach (var (key, target) in state)
+            target.copy_(tensors[key]);
+    }
+
+    /// <summary>
+    /// Returns detached CPU copies of <paramref name="module"/>'s state dict (parameters and persistent buffers): they
+    /// share no memory with the module, so later training does not change them.
+    /// </summary>
+    /// <param name="module">The module to copy.</param>
+    /// <returns>
+    /// New tensors owned by the caller: like the result of any TorchSharp operation they join the caller's current
+    /// dispose scope, if one is open, and otherwise must be disposed by the caller.
+    /// </returns>
+    public static Dictionary<string, Tensor> Snapshot(nn.Module module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        var state = module.state_dict();
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        using var scope = torch.NewDisposeScope();
+        foreach (var (key, tensor) in state)
+            result.Add(key, tensor.detach().cpu().clone());
+        scope.MoveToOuter(result.Values);
+        return result;
+    }
+
+    static string Format(long[] shape) => "[" + string.Join(", ", shape) + "]";
+
+    static void List(StringBuilder message, string heading, List<string> problems)
+    {
+        if (problems.Count == 0) return;
+        message.Append($"\n  {problems.Count} {(problems.Count == 1 ? "entry" : "entries")} {heading}:");
+        foreach (var problem in problems.Take(MaxListed)) message.Append($"\n    {problem}");
+        if (problems.Count > MaxListed) message.Append($"\n    ... and {problems.Count - MaxListed} more");
+    }
+}
