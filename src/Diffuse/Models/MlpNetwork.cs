@@ -1,0 +1,111 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Diffuse.Models;
+
+/// <summary>Shape of the MLP denoiser; saved with every checkpoint.</summary>
+/// <param name="Dimensions">Dimensions of one data vector.</param>
+/// <param name="Width">Hidden width of every residual block.</param>
+/// <param name="Depth">Number of residual blocks.</param>
+/// <param name="TimeEmbedding">Width of the sinusoidal time embedding.</param>
+public sealed record MlpConfig(int Dimensions, int Width = 256, int Depth = 4, int TimeEmbedding = 128)
+{
+    /// <summary>Throws a <see cref="DiffuseException"/> naming the first invalid value.</summary>
+    public void Validate()
+    {
+        if (Dimensions < 1) throw new DiffuseException($"the data must have at least one dimension (got {Dimensions}).");
+        if (Width < 1) throw new DiffuseException($"--width must be at least 1 (got {Width}).");
+        if (Depth < 1) throw new DiffuseException($"--depth must be at least 1 (got {Depth}).");
+        if (TimeEmbedding < 2 || TimeEmbedding % 2 != 0) throw new DiffuseException($"the time embedding width must be even and at least 2 (got {TimeEmbedding}).");
+    }
+}
+
+/// <summary>
+/// Sinusoidal embedding of the timestep (Vaswani et al. 2017, §3.5, as used by Ho et al. 2020): for frequencies
+/// ω_k = 10000^(−k/(E/2)), the embedding of t is [sin(t·ω_k), cos(t·ω_k)]. Timestep indices are first mapped to
+/// t = 1000·n/T so that models with any T see the same range.
+/// </summary>
+public static class TimeEmbedding
+{
+    /// <summary>Embeds float timestep indices <paramref name="timesteps"/> [B] of a T-step schedule into [B, <paramref name="width"/>].</summary>
+    public static Tensor Sinusoidal(Tensor timesteps, int width, int trainedTimesteps)
+    {
+        using var scope = NewDisposeScope();
+        int half = width / 2;
+        var frequencies = exp(arange(half, dtype: ScalarType.Float32) * (-Math.Log(10000.0) / half));
+        var t = timesteps.to_type(ScalarType.Float32) * (1000f / trainedTimesteps);
+        var angles = t.unsqueeze(1) * frequencies.unsqueeze(0);
+        return cat(new[] { angles.sin(), angles.cos() }, 1).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>One residual block: h + W2·SiLU(W1·LayerNorm(h) + P·e), where e is the embedded time.</summary>
+internal sealed class MlpResidualBlock : Module<Tensor, Tensor, Tensor>
+{
+    private readonly LayerNorm norm;
+    private readonly Linear fc1;
+    [ComponentName(Name = "time_proj")] private readonly Linear timeProj;
+    private readonly Linear fc2;
+
+    public MlpResidualBlock(int width, string name) : base(name)
+    {
+        norm = LayerNorm(width);
+        fc1 = Linear(width, width);
+        timeProj = Linear(width, width);
+        fc2 = Linear(width, width);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor h, Tensor time)
+    {
+        using var scope = NewDisposeScope();
+        var inner = functional.silu(fc1.call(norm.call(h)) + timeProj.call(time));
+        return (h + fc2.call(inner)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// An MLP denoiser for vectors of any dimension: input projection, a time MLP on the sinusoidal embedding, residual
+/// blocks that each add the time features, and an output projection. Maps (z_t [B, D], timestep index [B]) to a
+/// prediction [B, D] of ε, x0 or v. State-dict keys are fixed snake_case names.
+/// </summary>
+public sealed class MlpNetwork : Module<Tensor, Tensor, Tensor>
+{
+    private readonly MlpConfig _config;
+    private readonly int _trainedTimesteps;
+    [ComponentName(Name = "input")] private readonly Linear input;
+    [ComponentName(Name = "time_mlp")] private readonly Sequential timeMlp;
+    [ComponentName(Name = "blocks")] private readonly ModuleList<MlpResidualBlock> blocks;
+    [ComponentName(Name = "out_norm")] private readonly LayerNorm outNorm;
+    [ComponentName(Name = "output")] private readonly Linear output;
+
+    /// <summary>Builds the network with the current torch random state (seed it first for reproducibility).</summary>
+    public MlpNetwork(MlpConfig config, int trainedTimesteps) : base("mlp")
+    {
+        config.Validate();
+        _config = config;
+        _trainedTimesteps = trainedTimesteps;
+        input = Linear(config.Dimensions, config.Width);
+        timeMlp = Sequential(("0", Linear(config.TimeEmbedding, config.Width)), ("1", SiLU()), ("2", Linear(config.Width, config.Width)), ("3", SiLU()));
+        blocks = new ModuleList<MlpResidualBlock>(Enumerable.Range(0, config.Depth).Select(i => new MlpResidualBlock(config.Width, $"block{i}")).ToArray());
+        outNorm = LayerNorm(config.Width);
+        output = Linear(config.Width, config.Dimensions);
+        RegisterComponents();
+    }
+
+    /// <summary>The configuration this network was built from.</summary>
+    public MlpConfig Config => _config;
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor z, Tensor timesteps)
+    {
+        using var scope = NewDisposeScope();
+        var time = timeMlp.call(TimeEmbedding.Sinusoidal(timesteps, _config.TimeEmbedding, _trainedTimesteps));
+        var h = input.call(z);
+        foreach (var block in blocks) h = block.call(h, time);
+        return output.call(functional.silu(outNorm.call(h))).MoveToOuterDisposeScope();
+    }
+}

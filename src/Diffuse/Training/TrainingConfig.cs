@@ -1,0 +1,51 @@
+namespace Diffuse.Training;
+
+/// <summary>Optimisation settings; every default is defined here once and saved with every checkpoint.</summary>
+/// <param name="Steps">Total optimizer steps.</param>
+/// <param name="BatchSize">Examples per step (the global batch).</param>
+/// <param name="LearningRate">Peak learning rate of AdamW.</param>
+/// <param name="WarmupSteps">Steps of linear warm-up from 0 to the peak, before cosine decay to 0.</param>
+/// <param name="WeightDecay">AdamW's decoupled weight decay (Loshchilov and Hutter 2019).</param>
+/// <param name="GradientClip">Maximum global gradient norm; 0 disables clipping.</param>
+/// <param name="EmaDecay">Decay of the exponential moving average of the weights (with warm-up min(decay, (1 + k)/(10 + k))).</param>
+/// <param name="MinSnrGamma">γ of min-SNR-γ loss weighting (Hang et al. 2023); null for the plain MSE.</param>
+/// <param name="Seed">Fixes initialisation, data order, timesteps and noise.</param>
+/// <param name="CheckpointEvery">Steps between checkpoints (a final one is always written).</param>
+public sealed record TrainingConfig(
+    int Steps = 4000,
+    int BatchSize = 512,
+    double LearningRate = 2e-3,
+    int WarmupSteps = 100,
+    double WeightDecay = 0.0,
+    double GradientClip = 1.0,
+    double EmaDecay = 0.999,
+    double? MinSnrGamma = null,
+    ulong Seed = 0,
+    int CheckpointEvery = 1000)
+{
+    /// <summary>Throws a <see cref="DiffuseException"/> naming the first invalid value.</summary>
+    public void Validate()
+    {
+        if (Steps < 1) throw new DiffuseException($"--steps must be at least 1 (got {Steps}).");
+        if (BatchSize < 1) throw new DiffuseException($"--batch must be at least 1 (got {BatchSize}).");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new DiffuseException($"--lr must be a positive number (got {LearningRate}).");
+        if (WarmupSteps < 0) throw new DiffuseException($"the warm-up must be zero or more steps (got {WarmupSteps}).");
+        if (WeightDecay < 0) throw new DiffuseException($"the weight decay must be zero or positive (got {WeightDecay}).");
+        if (GradientClip < 0) throw new DiffuseException($"the gradient clip must be zero or positive (got {GradientClip}).");
+        if (!(EmaDecay >= 0 && EmaDecay < 1)) throw new DiffuseException($"--ema must lie in [0, 1) (got {EmaDecay}).");
+        if (MinSnrGamma is { } g && !(g > 0)) throw new DiffuseException($"--min-snr must be positive (got {g}).");
+        if (CheckpointEvery < 1) throw new DiffuseException($"--checkpoint-every must be at least 1 (got {CheckpointEvery}).");
+    }
+
+    /// <summary>
+    /// The learning rate at a step (0-based): linear warm-up over <see cref="WarmupSteps"/>, then cosine decay to 0 at
+    /// <see cref="Steps"/> (Loshchilov and Hutter 2017, without restarts).
+    /// </summary>
+    public double LearningRateAt(int step)
+    {
+        if (step < WarmupSteps) return LearningRate * (step + 1) / WarmupSteps;
+        int decaySteps = Math.Max(1, Steps - WarmupSteps);
+        double progress = Math.Clamp((double)(step - WarmupSteps) / decaySteps, 0, 1);
+        return LearningRate * 0.5 * (1 + Math.Cos(Math.PI * progress));
+    }
+}
