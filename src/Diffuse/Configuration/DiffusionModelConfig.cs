@@ -1,0 +1,79 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Diffuse.Models;
+using Diffuse.Parameterization;
+using Diffuse.Schedules;
+using Diffuse.Training;
+
+namespace Diffuse.Configuration;
+
+/// <summary>What a model was trained on: enough to map samples back to the data's units and to recognise the data.</summary>
+/// <param name="Source">The data's name or file path as given.</param>
+/// <param name="Columns">Column names (x, y for 2-D toy data).</param>
+/// <param name="Mean">Per-column mean used for standardisation.</param>
+/// <param name="Std">Per-column standard deviation used for standardisation.</param>
+/// <param name="Count">Number of training rows.</param>
+/// <param name="Fingerprint">SHA-256 (first 16 hex digits) of the training rows as float32.</param>
+public sealed record DataDescription(string Source, string[] Columns, double[] Mean, double[] Std, int Count, string Fingerprint);
+
+/// <summary>
+/// The resolved configuration of a diffusion model, saved as config.json beside every checkpoint: network, schedule,
+/// parameterisation, data normalisation, training settings, the step reached and the library version.
+/// </summary>
+/// <param name="Network">The MLP's shape.</param>
+/// <param name="Schedule">The noise schedule.</param>
+/// <param name="Prediction">What the network predicts.</param>
+/// <param name="Data">The training data's description and normalisation.</param>
+/// <param name="Training">Optimisation settings.</param>
+/// <param name="Step">Optimizer steps completed when this was saved.</param>
+/// <param name="LibraryVersion">Version of Diffuse that wrote it.</param>
+/// <param name="Format">File format marker.</param>
+public sealed record DiffusionModelConfig(
+    MlpConfig Network,
+    ScheduleConfig Schedule,
+    Prediction Prediction,
+    DataDescription Data,
+    TrainingConfig Training,
+    int Step = 0,
+    string? LibraryVersion = null,
+    string Format = DiffusionModelConfig.FormatName)
+{
+    /// <summary>The format marker of Diffuse model folders.</summary>
+    public const string FormatName = "diffuse-model/1";
+
+    /// <summary>This library's version, recorded in every saved config.</summary>
+    public static string CurrentLibraryVersion =>
+        typeof(DiffusionModelConfig).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
+    /// <summary>JSON options: camelCase names, enums as strings, indented.</summary>
+    public static JsonSerializerOptions JsonOptions { get; } = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+    };
+
+    /// <summary>Serialises to JSON (with the current library version).</summary>
+    public string ToJson() => JsonSerializer.Serialize(this with { LibraryVersion = LibraryVersion ?? CurrentLibraryVersion }, JsonOptions);
+
+    /// <summary>Reads a config.json, with a clear error for anything that is not a Diffuse model config.</summary>
+    public static DiffusionModelConfig Load(string path)
+    {
+        if (!File.Exists(path))
+            throw new DiffuseException($"'{Path.GetDirectoryName(path)}' is not a Diffuse model folder: it has no config.json. Give the --out folder of 'diffuse train'.");
+        DiffusionModelConfig? config;
+        try
+        {
+            config = JsonSerializer.Deserialize<DiffusionModelConfig>(File.ReadAllText(path), JsonOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new DiffuseException($"{path} is not a valid Diffuse model config ({e.Message}). Re-create the model with 'diffuse train'.");
+        }
+        if (config is null || config.Format != FormatName || config.Network is null || config.Schedule is null || config.Data is null || config.Training is null)
+            throw new DiffuseException($"{path} is not a Diffuse model config (expected format '{FormatName}'). Re-create the model with 'diffuse train'.");
+        config.Network.Validate();
+        config.Schedule.Validate();
+        return config;
+    }
+}

@@ -1,0 +1,113 @@
+using Diffuse.Checkpoints;
+using Diffuse.Configuration;
+using Diffuse.Data;
+using Diffuse.Denoisers;
+using Diffuse.Evaluation;
+using Diffuse.Models;
+using Diffuse.Sampling;
+using Diffuse.Schedules;
+using Diffuse.Training;
+using static TorchSharp.torch;
+
+namespace Diffuse;
+
+/// <summary>
+/// A trained diffusion model ready to sample and evaluate: its configuration, noise schedule, network (the EMA
+/// weights) and data normalisation. Inputs and outputs are in the data's original units.
+/// </summary>
+public sealed class DiffusionModel : IDisposable
+{
+    private readonly bool _ownsNetwork;
+
+    private DiffusionModel(DiffusionModelConfig config, MlpNetwork network, bool ownsNetwork)
+    {
+        Config = config;
+        Schedule = NoiseSchedule.Create(config.Schedule);
+        Network = network;
+        Normalization = new Standardization(config.Data.Mean, config.Data.Std);
+        Denoiser = new NetworkDenoiser(network, Schedule, config.Prediction);
+        _ownsNetwork = ownsNetwork;
+    }
+
+    /// <summary>The configuration the model was trained with.</summary>
+    public DiffusionModelConfig Config { get; }
+
+    /// <summary>The noise schedule.</summary>
+    public NoiseSchedule Schedule { get; }
+
+    /// <summary>The network (EMA weights).</summary>
+    public MlpNetwork Network { get; }
+
+    /// <summary>The map between original units and model units.</summary>
+    public Standardization Normalization { get; }
+
+    /// <summary>The denoiser that samplers and the bound drive (in model units).</summary>
+    public IDenoiser Denoiser { get; }
+
+    /// <summary>Dimensions of one sample.</summary>
+    public int Dimensions => Config.Network.Dimensions;
+
+    /// <summary>Loads a model folder written by training (config.json and model.safetensors), checking that they fit together.</summary>
+    public static DiffusionModel Load(string folder)
+    {
+        if (!Directory.Exists(folder)) throw new DiffuseException($"model folder '{folder}' does not exist. Give the --out folder of 'diffuse train'.");
+        var config = DiffusionModelConfig.Load(Path.Combine(folder, Trainer.ConfigFile));
+        string weights = Path.Combine(folder, Trainer.WeightsFile);
+        if (!File.Exists(weights)) throw new DiffuseException($"'{folder}' has config.json but no {Trainer.WeightsFile}. Train the model again.");
+        var network = new MlpNetwork(config.Network, config.Schedule.Timesteps);
+        try
+        {
+            using var scope = NewDisposeScope();
+            StateDicts.LoadInto(network, Safetensors.Load(weights), weights);
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+        network.eval();
+        return new DiffusionModel(config, network, ownsNetwork: true);
+    }
+
+    /// <summary>Wraps a network in memory (e.g. a trainer's EMA network).</summary>
+    public static DiffusionModel FromNetwork(DiffusionModelConfig config, MlpNetwork network, bool ownsNetwork) => new(config, network, ownsNetwork);
+
+    /// <summary>
+    /// Draws samples <paramref name="first"/> … <paramref name="first"/> + <paramref name="count"/> − 1 for
+    /// <paramref name="seed"/>, in the data's original units: float32 [count, D], owned by the caller. Sample i depends
+    /// only on (seed, i).
+    /// </summary>
+    public Tensor Sample(int count, ulong seed, SamplerOptions? options = null, Action<SamplerStep>? onStep = null, long first = 0)
+    {
+        options ??= new SamplerOptions();
+        using var scope = NewDisposeScope();
+        var z = Sampler.Generate(Denoiser, Schedule, new long[] { Dimensions }, count, seed, options, first, onStep: onStep);
+        return Normalization.Invert(z).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The variational bound on the negative log-likelihood of <paramref name="data"/> (original units) in nats per
+    /// dimension of the original units (see <see cref="VariationalBound"/>).
+    /// </summary>
+    public BoundResult Bound(Tensor data, ulong seed = 0, DdpmVariance variance = DdpmVariance.Large, Action<int, int>? onProgress = null)
+    {
+        CheckColumns(data);
+        using var scope = NewDisposeScope();
+        var standardised = Normalization.Apply(data);
+        return VariationalBound.Compute(Denoiser, Schedule, standardised, seed, variance, new GaussianDecoder(),
+            Normalization.LogScalePerDimension, onProgress: onProgress);
+    }
+
+    /// <summary>Throws a clear error when <paramref name="data"/> does not have this model's columns.</summary>
+    public void CheckColumns(Tensor data)
+    {
+        if (data.dim() != 2 || data.shape[1] != Dimensions)
+            throw new DiffuseException($"the data has shape [{string.Join(", ", data.shape)}] but the model was trained on {Dimensions} columns ({string.Join(", ", Config.Data.Columns)}). Give data with the same columns.");
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_ownsNetwork) Network.Dispose();
+    }
+}

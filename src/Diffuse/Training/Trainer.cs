@@ -1,0 +1,281 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Diffuse.Checkpoints;
+using Diffuse.Configuration;
+using Diffuse.Data;
+using Diffuse.IO;
+using Diffuse.Models;
+using Diffuse.Parameterization;
+using Diffuse.Randomness;
+using Diffuse.Schedules;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Diffuse.Training;
+
+/// <summary>Progress after one optimizer step.</summary>
+/// <param name="Step">Steps completed.</param>
+/// <param name="TotalSteps">Steps the run will make.</param>
+/// <param name="Loss">This step's loss.</param>
+/// <param name="SmoothedLoss">Exponential average of the loss over about 100 steps.</param>
+/// <param name="LearningRate">The learning rate used for this step.</param>
+/// <param name="StepsPerSecond">Throughput since the run (or resume) started.</param>
+/// <param name="Remaining">Estimated time to the last step.</param>
+public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double SmoothedLoss, double LearningRate,
+    double StepsPerSecond, TimeSpan Remaining);
+
+/// <summary>
+/// Trains a diffusion model by minimising the simple loss of Ho et al. 2020 (eq. 14): the MSE between the network's
+/// prediction at z_t = √ᾱ_t·x + √(1 − ᾱ_t)·ε and its target (ε, x0 or v), with t uniform, optionally weighted by
+/// min-SNR-γ. AdamW, warm-up then cosine decay, gradient clipping and an EMA of the weights. Every random choice
+/// (initialisation, data order, timesteps, noise) is a function of the seed and the step, so a resumed run continues
+/// exactly as an uninterrupted one would.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    /// <summary>File of the EMA weights used for sampling.</summary>
+    public const string WeightsFile = "model.safetensors";
+    /// <summary>File of the full training state used by --resume.</summary>
+    public const string ResumeFile = "resume.safetensors";
+    /// <summary>File of the configuration.</summary>
+    public const string ConfigFile = "config.json";
+    /// <summary>File of the loss history.</summary>
+    public const string LossFile = "loss.csv";
+
+    private readonly Tensor _data;                // [N, D] standardised, float32
+    private readonly Tensor _alphaBars;           // [T] float32
+    private readonly Tensor _snr;                 // [T] float32
+    private readonly AdamW _optimizer;
+    private readonly List<(int Step, double Loss)> _losses = new();
+    private int[]? _permutation;
+    private long _permutationEpoch = -1;
+
+    private Trainer(DiffusionModelConfig config, Tensor standardisedData)
+    {
+        Config = config;
+        Schedule = NoiseSchedule.Create(config.Schedule);
+        _data = standardisedData.to_type(ScalarType.Float32).contiguous().DetachFromDisposeScope();
+        _alphaBars = tensor(Schedule.AlphaBars.ToArray(), dtype: ScalarType.Float32).DetachFromDisposeScope();
+        _snr = tensor(Enumerable.Range(0, Schedule.Timesteps).Select(Schedule.Snr).ToArray(), dtype: ScalarType.Float32).DetachFromDisposeScope();
+        manual_seed((long)(config.Training.Seed % long.MaxValue));
+        Network = new MlpNetwork(config.Network, Schedule.Timesteps);
+        Ema = new MlpNetwork(config.Network, Schedule.Timesteps);
+        ExponentialMovingAverage.CopyInto(Ema, Network);
+        Ema.eval();
+        foreach (var p in Ema.parameters()) p.requires_grad = false;
+        _optimizer = new AdamW(Network.parameters());
+    }
+
+    /// <summary>The resolved configuration (its <see cref="DiffusionModelConfig.Step"/> is updated as training goes).</summary>
+    public DiffusionModelConfig Config { get; private set; }
+
+    /// <summary>The noise schedule.</summary>
+    public NoiseSchedule Schedule { get; }
+
+    /// <summary>The network being optimised.</summary>
+    public MlpNetwork Network { get; }
+
+    /// <summary>The exponential moving average of <see cref="Network"/>, used for sampling.</summary>
+    public MlpNetwork Ema { get; }
+
+    /// <summary>Optimizer steps completed.</summary>
+    public int Step { get; private set; }
+
+    /// <summary>The loss of every step so far.</summary>
+    public IReadOnlyList<(int Step, double Loss)> Losses => _losses;
+
+    /// <summary>
+    /// Prepares training on <paramref name="data"/> [N, D] in its original units: fits the standardisation, records
+    /// the data's description and builds the network from the seed.
+    /// </summary>
+    public static Trainer Create(Tensor data, string source, TrainingConfig? training = null, ScheduleConfig? schedule = null,
+        Prediction prediction = Prediction.Epsilon, int width = 256, int depth = 4, IReadOnlyList<string>? columns = null)
+    {
+        training ??= new TrainingConfig();
+        schedule ??= new ScheduleConfig();
+        training.Validate();
+        schedule.Validate();
+        if (data.dim() != 2) throw new DiffuseException($"training data must be a table [rows, columns]; got shape [{string.Join(", ", data.shape)}].");
+        int rows = (int)data.shape[0], dims = (int)data.shape[1];
+        if (rows < 2) throw new DiffuseException($"training needs at least two rows of data; {source} has {rows}.");
+        var names = columns?.ToArray() ?? (dims == 2 ? new[] { "x", "y" } : Enumerable.Range(1, dims).Select(i => $"x{i}").ToArray());
+        var normalisation = Standardization.Fit(data, names);
+        var description = new DataDescription(source, names, normalisation.Mean, normalisation.Std, rows, Fingerprint(data));
+        var config = new DiffusionModelConfig(new MlpConfig(dims, width, depth), schedule, prediction, description, training);
+        using var scope = NewDisposeScope();
+        return new Trainer(config, normalisation.Apply(data));
+    }
+
+    /// <summary>
+    /// Restores a run from <paramref name="folder"/> to continue it, checking that <paramref name="data"/> is the data it
+    /// was trained on; <paramref name="steps"/> extends the run when given.
+    /// </summary>
+    public static Trainer Resume(string folder, Tensor data, int? steps = null)
+    {
+        var config = DiffusionModelConfig.Load(Path.Combine(folder, ConfigFile));
+        string fingerprint = Fingerprint(data);
+        if (fingerprint != config.Data.Fingerprint || data.shape[1] != config.Network.Dimensions)
+            throw new DiffuseException($"the data given ({data.shape[0]} rows × {data.shape[1]} columns) is not the data the run in '{folder}' was trained on ({config.Data.Source}: {config.Data.Count} rows × {config.Network.Dimensions} columns). Resume with the same --data.");
+        if (steps is { } s) config = config with { Training = config.Training with { Steps = s } };
+        config.Training.Validate();
+        var normalisation = new Standardization(config.Data.Mean, config.Data.Std);
+        Trainer trainer;
+        using (var scope = NewDisposeScope()) trainer = new Trainer(config, normalisation.Apply(data));
+        trainer.LoadState(folder);
+        return trainer;
+    }
+
+    /// <summary>Runs until <see cref="TrainingConfig.Steps"/>, reporting progress, writing checkpoints to <paramref name="folder"/> when given.</summary>
+    public void Run(Action<TrainingProgress>? onProgress = null, string? folder = null, CancellationToken cancellation = default)
+    {
+        int total = Config.Training.Steps;
+        var clock = Stopwatch.StartNew();
+        int startStep = Step;
+        double smoothed = _losses.Count > 0 ? _losses[^1].Loss : double.NaN;
+        while (Step < total)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            double lr = Config.Training.LearningRateAt(Step);
+            double loss = TrainStep();
+            smoothed = double.IsNaN(smoothed) ? loss : 0.99 * smoothed + 0.01 * loss;
+            double rate = (Step - startStep) / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
+            onProgress?.Invoke(new TrainingProgress(Step, total, loss, smoothed, lr, rate, TimeSpan.FromSeconds((total - Step) / Math.Max(rate, 1e-9))));
+            if (folder is not null && (Step % Config.Training.CheckpointEvery == 0 || Step == total)) Save(folder);
+        }
+        if (folder is not null && Step == startStep) Save(folder);
+    }
+
+    /// <summary>Makes one optimizer step and returns its loss.</summary>
+    public double TrainStep()
+    {
+        var training = Config.Training;
+        int batch = training.BatchSize;
+        var indices = BatchIndices(Step, batch);
+        var timesteps = new long[batch];
+        for (int j = 0; j < batch; j++)
+            timesteps[j] = SeededNoise.UniformInt(training.Seed, Stream(Step, 1), (ulong)j, Schedule.Timesteps);
+        double loss;
+        using (var scope = NewDisposeScope())
+        {
+            var x0 = _data.index_select(0, tensor(indices));
+            var t = tensor(timesteps);
+            var alphaBar = _alphaBars.index_select(0, t).unsqueeze(1);
+            var eps = SeededNoise.Normal(training.Seed, Stream(Step, 2), Enumerable.Range(0, batch).Select(j => (long)j).ToArray(), new long[] { _data.shape[1] });
+            var z = GaussianProcess.Noise(x0, alphaBar, eps);
+            var output = Network.call(z, t.to_type(ScalarType.Float32));
+            var target = PredictionConversion.Target(Config.Prediction, x0, eps, alphaBar);
+            var perExample = (output - target).square().flatten(1).mean(new long[] { 1 });
+            if (training.MinSnrGamma is { } gamma)
+                perExample = perExample * PredictionConversion.MinSnrWeight(Config.Prediction, _snr.index_select(0, t), gamma);
+            var total = perExample.mean();
+            _optimizer.ZeroGrad();
+            total.backward();
+            loss = total.item<float>();
+            if (!double.IsFinite(loss))
+                throw new DiffuseException($"the training loss became {loss} at step {Step + 1}; the last checkpoint is intact. Lower --lr or enable gradient clipping, then resume.");
+            if (training.GradientClip > 0) nn.utils.clip_grad_norm_(Network.parameters(), training.GradientClip);
+            _optimizer.Step(training.LearningRateAt(Step), training.WeightDecay);
+            ExponentialMovingAverage.Update(Ema, Network, ExponentialMovingAverage.DecayAt(training.EmaDecay, Step));
+        }
+        Step++;
+        Config = Config with { Step = Step };
+        _losses.Add((Step, loss));
+        return loss;
+    }
+
+    /// <summary>Writes the checkpoint to <paramref name="folder"/>: EMA weights, resume state, loss history, then config.json last; each file atomically.</summary>
+    public void Save(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        var metadata = new Dictionary<string, string> { ["format"] = DiffusionModelConfig.FormatName, ["step"] = Step.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        using (var scope = NewDisposeScope())
+        {
+            Safetensors.Save(Path.Combine(folder, WeightsFile), Ema.state_dict(), metadata);
+            var state = new Dictionary<string, Tensor>();
+            foreach (var (name, value) in Network.state_dict()) state["network." + name] = value;
+            foreach (var (name, value) in Ema.state_dict()) state["ema." + name] = value;
+            foreach (var (name, value) in _optimizer.State()) state["adamw." + name] = value;
+            Safetensors.Save(Path.Combine(folder, ResumeFile), state,
+                new Dictionary<string, string>(metadata) { ["adamw_step"] = _optimizer.StepCount.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        }
+        var csv = new System.Text.StringBuilder("step,loss\n");
+        foreach (var (s, l) in _losses) csv.Append(s).Append(',').Append(l.ToString("R", System.Globalization.CultureInfo.InvariantCulture)).Append('\n');
+        AtomicFile.WriteAllText(Path.Combine(folder, LossFile), csv.ToString());
+        AtomicFile.WriteAllText(Path.Combine(folder, ConfigFile), Config.ToJson());
+    }
+
+    /// <summary>A model view of the current EMA weights (shares them; valid while this trainer lives).</summary>
+    public DiffusionModel ToModel() => DiffusionModel.FromNetwork(Config, Ema, ownsNetwork: false);
+
+    private void LoadState(string folder)
+    {
+        string path = Path.Combine(folder, ResumeFile);
+        if (!File.Exists(path)) throw new DiffuseException($"'{folder}' has no {ResumeFile}: it holds weights only and cannot be resumed. Train again without --resume.");
+        var header = Safetensors.ReadHeader(path);
+        int step = int.Parse(header.Metadata.GetValueOrDefault("step", "-1"), System.Globalization.CultureInfo.InvariantCulture);
+        if (step != Config.Step)
+            throw new DiffuseException($"'{folder}' is inconsistent: config.json says step {Config.Step} but {ResumeFile} holds step {step} (an interrupted save?). Train again without --resume.");
+        using var scope = NewDisposeScope();
+        var state = Safetensors.Load(path);
+        StateDicts.LoadInto(Network, Prefixed(state, "network."), path);
+        StateDicts.LoadInto(Ema, Prefixed(state, "ema."), path);
+        long adamStep = long.Parse(header.Metadata.GetValueOrDefault("adamw_step", "0"), System.Globalization.CultureInfo.InvariantCulture);
+        _optimizer.Load(Prefixed(state, "adamw."), adamStep, path);
+        Step = step;
+        _losses.Clear();
+        string lossPath = Path.Combine(folder, LossFile);
+        if (File.Exists(lossPath))
+        {
+            foreach (var line in File.ReadLines(lossPath).Skip(1))
+            {
+                var parts = line.Split(',');
+                if (parts.Length == 2 && int.TryParse(parts[0], System.Globalization.CultureInfo.InvariantCulture, out int s) && s <= step
+                    && double.TryParse(parts[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double l))
+                    _losses.Add((s, l));
+            }
+        }
+    }
+
+    private static Dictionary<string, Tensor> Prefixed(Dictionary<string, Tensor> state, string prefix) =>
+        state.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
+
+    /// <summary>Row indices of the batch at <paramref name="step"/>: positions step·B … step·B + B − 1 of the endless sequence of per-epoch permutations.</summary>
+    private long[] BatchIndices(int step, int batch)
+    {
+        int rows = (int)_data.shape[0];
+        var result = new long[batch];
+        for (int j = 0; j < batch; j++)
+        {
+            long position = (long)step * batch + j;
+            long epoch = position / rows;
+            if (epoch != _permutationEpoch)
+            {
+                _permutation = SeededNoise.Permutation(Config.Training.Seed, Stream(epoch, 3), rows);
+                _permutationEpoch = epoch;
+            }
+            result[j] = _permutation![(int)(position % rows)];
+        }
+        return result;
+    }
+
+    private static ulong Stream(long counter, int domain) => ((ulong)counter << 2) | (uint)domain;
+
+    /// <summary>The first 16 hex digits of the SHA-256 of the rows as float32.</summary>
+    public static string Fingerprint(Tensor data)
+    {
+        using var scope = NewDisposeScope();
+        var bytes = data.to_type(ScalarType.Float32).contiguous().bytes;
+        return Convert.ToHexString(SHA256.HashData(bytes))[..16].ToLowerInvariant();
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _optimizer.Dispose();
+        Network.Dispose();
+        Ema.Dispose();
+        _data.Dispose();
+        _alphaBars.Dispose();
+        _snr.Dispose();
+    }
+}
