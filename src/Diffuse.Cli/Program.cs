@@ -1,1 +1,94 @@
-return 0;
+using Diffuse.Cli.Commands;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace Diffuse.Cli;
+
+/// <summary>The <c>diffuse</c> command: a thin layer over the Diffuse library.</summary>
+public static class Program
+{
+    /// <summary>Entry point.</summary>
+    public static int Main(string[] args) => Run(args, Console.Out, Console.Error, interactive: !Console.IsErrorRedirected);
+
+    /// <summary>
+    /// Runs the command line in-process with the given writers (used by tests). User errors print one line
+    /// "error: …" on <paramref name="stderr"/> and return 1; malformed command lines return 2.
+    /// </summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false)
+    {
+        CliContext.Out = stdout;
+        CliContext.Err = stderr;
+        CliContext.Interactive = interactive;
+        var app = new CommandApp();
+        app.Configure(config =>
+        {
+            config.SetApplicationName("diffuse");
+            config.Settings.ApplicationVersion = Diffuse.Configuration.DiffusionModelConfig.CurrentLibraryVersion;
+            config.Settings.Console = AnsiConsole.Create(new AnsiConsoleSettings
+            {
+                Out = new AnsiConsoleOutput(stdout),
+                Ansi = interactive ? AnsiSupport.Detect : AnsiSupport.No,
+                ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+                Interactive = InteractionSupport.No,
+            });
+            config.Settings.StrictParsing = true;
+            config.PropagateExceptions();
+            config.AddCommand<DemoCommand>("demo")
+                .WithDescription("Train a 2-D model in about a minute and write pictures of the forward and reverse processes, samples and metrics.")
+                .WithExample("demo")
+                .WithExample("demo", "--data", "checkerboard", "--out", "runs/checkerboard");
+            config.AddCommand<TrainCommand>("train")
+                .WithDescription("Train a diffusion model on a built-in 2-D distribution or a numeric CSV table.")
+                .WithExample("train", "--data", "moons", "--out", "runs/moons", "--steps", "4000")
+                .WithExample("train", "--data", "table.csv", "--out", "runs/table", "--schedule", "cosine", "--prediction", "v")
+                .WithExample("train", "--data", "moons", "--out", "runs/moons", "--steps", "8000", "--resume");
+            config.AddCommand<SampleCommand>("sample")
+                .WithDescription("Generate samples from a trained model into a CSV file or a PNG scatter plot.")
+                .WithExample("sample", "--model", "runs/moons", "--count", "2000", "--out", "samples.png")
+                .WithExample("sample", "--model", "runs/moons", "--count", "500", "--out", "samples.csv", "--sampler", "ddim", "--steps", "50");
+            config.AddCommand<EvalCommand>("eval")
+                .WithDescription("Measure a trained model: sample-quality metrics beside their noise floors, and the variational bound (--nll).")
+                .WithExample("eval", "--model", "runs/moons", "--data", "moons", "--nll")
+                .WithExample("eval", "--model", "runs/table", "--data", "table.csv", "--count", "2000");
+        });
+        try
+        {
+            return app.Run(args);
+        }
+        catch (DiffuseException e)
+        {
+            stderr.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+        catch (CommandParseException e)
+        {
+            stderr.WriteLine($"error: {Plain(e)}; run 'diffuse --help' or 'diffuse <command> --help' for the options.");
+            return 2;
+        }
+        catch (CommandRuntimeException e)
+        {
+            stderr.WriteLine($"error: {Plain(e)}; run 'diffuse <command> --help' for the options.");
+            return 2;
+        }
+        catch (OperationCanceledException)
+        {
+            stderr.WriteLine("cancelled; every file written so far is complete.");
+            return 130;
+        }
+    }
+
+    private static string Plain(Exception e) => e.Message.TrimEnd('.');
+}
+
+/// <summary>Where commands write: set by <see cref="Program.Run"/> so tests can capture output.</summary>
+public static class CliContext
+{
+    /// <summary>Standard output.</summary>
+    public static TextWriter Out { get; set; } = Console.Out;
+
+    /// <summary>Standard error (progress bars go here).</summary>
+    public static TextWriter Err { get; set; } = Console.Error;
+
+    /// <summary>True when stderr is a terminal: draw a live progress bar; otherwise log plain lines.</summary>
+    public static bool Interactive { get; set; }
+}

@@ -14,7 +14,8 @@ namespace Diffuse.Configuration;
 /// <param name="Std">Per-column standard deviation used for standardisation.</param>
 /// <param name="Count">Number of training rows.</param>
 /// <param name="Fingerprint">SHA-256 (first 16 hex digits) of the training rows as float32.</param>
-public sealed record DataDescription(string Source, string[] Columns, double[] Mean, double[] Std, int Count, string Fingerprint);
+/// <param name="Holdout">Fraction of a CSV file's rows held out of training for evaluation (0 for none).</param>
+public sealed record DataDescription(string Source, string[] Columns, double[] Mean, double[] Std, int Count, string Fingerprint, double Holdout = 0);
 
 /// <summary>
 /// The resolved configuration of a diffusion model, saved as config.json beside every checkpoint: network, schedule,

@@ -11,7 +11,7 @@ namespace Diffuse.Models;
 /// <param name="Width">Hidden width of every residual block.</param>
 /// <param name="Depth">Number of residual blocks.</param>
 /// <param name="TimeEmbedding">Width of the sinusoidal time embedding.</param>
-public sealed record MlpConfig(int Dimensions, int Width = 256, int Depth = 4, int TimeEmbedding = 128)
+public sealed record MlpConfig(int Dimensions, int Width = 128, int Depth = 3, int TimeEmbedding = 64)
 {
     /// <summary>Throws a <see cref="DiffuseException"/> naming the first invalid value.</summary>
     public void Validate()

@@ -86,10 +86,11 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// Prepares training on <paramref name="data"/> [N, D] in its original units: fits the standardisation, records
-    /// the data's description and builds the network from the seed.
+    /// the data's description and builds the network from the seed. <paramref name="network"/>'s dimension is taken
+    /// from the data.
     /// </summary>
     public static Trainer Create(Tensor data, string source, TrainingConfig? training = null, ScheduleConfig? schedule = null,
-        Prediction prediction = Prediction.Epsilon, int width = 256, int depth = 4, IReadOnlyList<string>? columns = null)
+        Prediction prediction = Prediction.Epsilon, MlpConfig? network = null, IReadOnlyList<string>? columns = null, double holdout = 0)
     {
         training ??= new TrainingConfig();
         schedule ??= new ScheduleConfig();
@@ -100,8 +101,8 @@ public sealed class Trainer : IDisposable
         if (rows < 2) throw new DiffuseException($"training needs at least two rows of data; {source} has {rows}.");
         var names = columns?.ToArray() ?? (dims == 2 ? new[] { "x", "y" } : Enumerable.Range(1, dims).Select(i => $"x{i}").ToArray());
         var normalisation = Standardization.Fit(data, names);
-        var description = new DataDescription(source, names, normalisation.Mean, normalisation.Std, rows, Fingerprint(data));
-        var config = new DiffusionModelConfig(new MlpConfig(dims, width, depth), schedule, prediction, description, training);
+        var description = new DataDescription(source, names, normalisation.Mean, normalisation.Std, rows, Fingerprint(data), holdout);
+        var config = new DiffusionModelConfig((network ?? new MlpConfig(dims)) with { Dimensions = dims }, schedule, prediction, description, training);
         using var scope = NewDisposeScope();
         return new Trainer(config, normalisation.Apply(data));
     }
