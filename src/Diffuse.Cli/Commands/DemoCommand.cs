@@ -46,7 +46,7 @@ public sealed class DemoCommand : Command<DemoSettings>
     private const float AxisLimit = 3.5f;
 
     /// <inheritdoc />
-    protected override int Execute(CommandContext context, DemoSettings settings, CancellationToken cancellationToken)
+    public override int Execute(CommandContext context, DemoSettings settings, CancellationToken cancellationToken)
     {
         if (!ToyData.TryParse(settings.Data, out var kind))
             throw new DiffuseException($"--data must be a built-in distribution: {string.Join(", ", ToyData.Names)} (got '{settings.Data}').");

@@ -41,7 +41,7 @@ public sealed class EvalSettings : SamplerSettings
 public sealed class EvalCommand : Command<EvalSettings>
 {
     /// <inheritdoc />
-    protected override int Execute(CommandContext context, EvalSettings settings, CancellationToken cancellationToken)
+    public override int Execute(CommandContext context, EvalSettings settings, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(settings.Model)) throw new DiffuseException("--model is required: the folder of a trained model.");
         if (string.IsNullOrWhiteSpace(settings.Data)) throw new DiffuseException("--data is required: the data to compare the model with.");

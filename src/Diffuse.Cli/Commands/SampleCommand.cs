@@ -29,7 +29,7 @@ public sealed class SampleSettings : SamplerSettings
 public sealed class SampleCommand : Command<SampleSettings>
 {
     /// <inheritdoc />
-    protected override int Execute(CommandContext context, SampleSettings settings, CancellationToken cancellationToken)
+    public override int Execute(CommandContext context, SampleSettings settings, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(settings.Model)) throw new DiffuseException("--model is required: the folder of a trained model.");
         if (string.IsNullOrWhiteSpace(settings.Out)) throw new DiffuseException("--out is required: a .csv or .png file.");

@@ -96,7 +96,7 @@ public sealed class TrainSettings : CommonSettings
 public sealed class TrainCommand : Command<TrainSettings>
 {
     /// <inheritdoc />
-    protected override int Execute(CommandContext context, TrainSettings settings, CancellationToken cancellationToken)
+    public override int Execute(CommandContext context, TrainSettings settings, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(settings.Data)) throw new DiffuseException("--data is required: a built-in distribution or a CSV file.");
         if (string.IsNullOrWhiteSpace(settings.Out)) throw new DiffuseException("--out is required: the folder to write the model to.");

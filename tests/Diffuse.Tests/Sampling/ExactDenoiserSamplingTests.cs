@@ -140,7 +140,7 @@ public class ExactDenoiserSamplingTests
         }
         exact /= 2;
         // The bound with σ² = β̃ is loose at small T and tightens as T grows (closed-form gaps for these data: about
-        // 3.3 / 1.3 / 0.46 nats/dim at T = 10 / 100 / 1000); with σ² = β it is tight (about 0.08 / 0.01 / 0.001).
+        // 4.5 / 1.3 / 0.46 nats/dim at T = 10 / 100 / 1000); with σ² = β it is tight (about 0.05 / 0.007 / 0.001).
         double previousGap = double.PositiveInfinity;
         foreach (int T in new[] { 10, 100, 1000 })
         {
