@@ -126,14 +126,18 @@ public sealed class Trainer : IDisposable
         return trainer;
     }
 
-    /// <summary>Runs until <see cref="TrainingConfig.Steps"/>, reporting progress, writing checkpoints to <paramref name="folder"/> when given.</summary>
-    public void Run(Action<TrainingProgress>? onProgress = null, string? folder = null, CancellationToken cancellation = default)
+    /// <summary>
+    /// Runs until <see cref="TrainingConfig.Steps"/> (or earlier, at <paramref name="stopAtStep"/>, as an interrupted run
+    /// would), reporting progress, writing checkpoints to <paramref name="folder"/> when given.
+    /// </summary>
+    public void Run(Action<TrainingProgress>? onProgress = null, string? folder = null, CancellationToken cancellation = default, int? stopAtStep = null)
     {
         int total = Config.Training.Steps;
+        int stop = Math.Min(total, stopAtStep ?? total);
         var clock = Stopwatch.StartNew();
         int startStep = Step;
         double smoothed = _losses.Count > 0 ? _losses[^1].Loss : double.NaN;
-        while (Step < total)
+        while (Step < stop)
         {
             cancellation.ThrowIfCancellationRequested();
             double lr = Config.Training.LearningRateAt(Step);
@@ -141,7 +145,7 @@ public sealed class Trainer : IDisposable
             smoothed = double.IsNaN(smoothed) ? loss : 0.99 * smoothed + 0.01 * loss;
             double rate = (Step - startStep) / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
             onProgress?.Invoke(new TrainingProgress(Step, total, loss, smoothed, lr, rate, TimeSpan.FromSeconds((total - Step) / Math.Max(rate, 1e-9))));
-            if (folder is not null && (Step % Config.Training.CheckpointEvery == 0 || Step == total)) Save(folder);
+            if (folder is not null && (Step % Config.Training.CheckpointEvery == 0 || Step == stop)) Save(folder);
         }
         if (folder is not null && Step == startStep) Save(folder);
     }

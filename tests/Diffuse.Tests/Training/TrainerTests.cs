@@ -36,8 +36,8 @@ public class TrainerTests
         Assert.Equal(Weights(full), Weights(again));
 
         // 15 steps, save, resume in a new trainer, 25 more: identical weights, EMA, losses.
-        using (var first = NewTrainer(data, 15)) { first.Run(folder: dir.Path); }
-        using var resumed = Trainer.Resume(dir.Path, data, steps: 40);
+        using (var first = NewTrainer(data, 40)) { first.Run(folder: dir.Path, stopAtStep: 15); }
+        using var resumed = Trainer.Resume(dir.Path, data);
         Assert.Equal(15, resumed.Step);
         resumed.Run(folder: dir.Path);
         Assert.Equal(Weights(full), Weights(resumed));
