@@ -16,6 +16,14 @@ public static class Pictures
         return new ScatterPanel(title, x, y);
     }
 
+    /// <summary>A symmetric axis limit that shows the whole training range of the first two columns with a margin.</summary>
+    public static float? AxisLimit(Diffuse.Configuration.DataDescription data)
+    {
+        if (data.Min is null || data.Max is null) return null;
+        double extent = data.Min.Take(2).Concat(data.Max.Take(2)).Max(Math.Abs);
+        return (float)(1.25 * extent);
+    }
+
     /// <summary>Writes the training loss (raw and smoothed) against the step, on a log scale.</summary>
     public static void LossCurve(string path, IReadOnlyList<(int Step, double Loss)> losses)
     {

@@ -75,6 +75,12 @@ public static class Program
             stderr.WriteLine("cancelled; every file written so far is complete.");
             return 130;
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            stderr.WriteLine($"error: unexpected failure, a bug in Diffuse; please report it with this output: {e.GetType().Name}: {e.Message}");
+            stderr.WriteLine(e.StackTrace);
+            return 70;
+        }
     }
 
     private static string Plain(Exception e) => e.Message.TrimEnd('.');

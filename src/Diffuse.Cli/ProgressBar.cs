@@ -29,9 +29,10 @@ public sealed class ProgressBar : IDisposable
     {
         double seconds = _clock.Elapsed.TotalSeconds;
         double rate = done / Math.Max(seconds, 1e-9);
-        var eta = TimeSpan.FromSeconds(Math.Max(0, (_total - done) / Math.Max(rate, 1e-9)));
         double fraction = Math.Clamp((double)done / _total, 0, 1);
-        string text = $"{_label} {Bar(fraction)} {fraction,4:P0} {done}/{_total} {FormatRate(rate)} ETA {Format(eta)}" + (detail is null ? "" : "  " + detail);
+        string eta = done > 0 && rate > 0 ? Format(TimeSpan.FromSeconds(Math.Min(1e7, (_total - done) / rate))) : "?";
+        string speed = done > 0 ? FormatRate(rate) : "";
+        string text = $"{_label} {Bar(fraction)} {fraction,4:P0} {done}/{_total} {speed} ETA {eta}" + (detail is null ? "" : "  " + detail);
         if (CliContext.Interactive)
         {
             long now = _clock.ElapsedTicks;

@@ -25,7 +25,21 @@ public sealed class DiffusionModel : IDisposable
         Schedule = NoiseSchedule.Create(config.Schedule);
         Network = network;
         Normalization = new Standardization(config.Data.Mean, config.Data.Std);
-        Denoiser = new NetworkDenoiser(network, Schedule, config.Prediction);
+        NetworkDenoiser = new NetworkDenoiser(network, Schedule, config.Prediction);
+        if (config.Data.Min is { } min && config.Data.Max is { } max && min.Length == Dimensions && max.Length == Dimensions)
+        {
+            // The data's bounding box in model units, widened by 5% of its size on each side for unseen data.
+            var lower = new double[Dimensions];
+            var upper = new double[Dimensions];
+            for (int d = 0; d < Dimensions; d++)
+            {
+                double lo = (min[d] - config.Data.Mean[d]) / config.Data.Std[d], hi = (max[d] - config.Data.Mean[d]) / config.Data.Std[d];
+                double margin = 0.05 * (hi - lo);
+                lower[d] = lo - margin;
+                upper[d] = hi + margin;
+            }
+            ClampedDenoiser = new ClampedDenoiser(NetworkDenoiser, Schedule, lower, upper);
+        }
         _ownsNetwork = ownsNetwork;
     }
 
@@ -41,8 +55,20 @@ public sealed class DiffusionModel : IDisposable
     /// <summary>The map between original units and model units.</summary>
     public Standardization Normalization { get; }
 
-    /// <summary>The denoiser that samplers and the bound drive (in model units).</summary>
-    public IDenoiser Denoiser { get; }
+    /// <summary>
+    /// The denoiser that samplers and the bound drive (in model units): the network's, with its x0 estimate projected
+    /// onto the training data's bounding box (see <see cref="ClampedDenoiser"/>) unless <see cref="ClampToDataRange"/> is off.
+    /// </summary>
+    public IDenoiser Denoiser => ClampToDataRange && ClampedDenoiser is not null ? ClampedDenoiser : NetworkDenoiser;
+
+    /// <summary>The network's own denoiser, without projection.</summary>
+    public IDenoiser NetworkDenoiser { get; }
+
+    /// <summary>The projected denoiser, when the config records the data's range.</summary>
+    public IDenoiser? ClampedDenoiser { get; }
+
+    /// <summary>Whether <see cref="Denoiser"/> projects x0 onto the data's bounding box (default true).</summary>
+    public bool ClampToDataRange { get; set; } = true;
 
     /// <summary>Dimensions of one sample.</summary>
     public int Dimensions => Config.Network.Dimensions;

@@ -62,6 +62,11 @@ public class SamplerSettings : CommonSettings
     [Description("Seed: sample i depends only on (seed, i). Default 0.")]
     public ulong Seed { get; init; }
 
+    /// <summary>Turns off the projection of x0 onto the data's range.</summary>
+    [CommandOption("--no-clamp")]
+    [Description("Do not project each step's x0 estimate onto the training data's bounding box (on by default; the exact denoiser always lies inside it).")]
+    public bool NoClamp { get; init; }
+
     /// <summary>The sampler options these settings describe.</summary>
     public SamplerOptions ToSamplerOptions()
     {

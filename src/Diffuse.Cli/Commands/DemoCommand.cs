@@ -68,7 +68,8 @@ public sealed class DemoCommand : Command<DemoSettings>
 
         // 1. The data and the forward process q(z_t | x) in closed form, in the model's standardised units.
         Figures.SaveScatterPanels(Path.Combine(folder, "data.png"),
-            new[] { Pictures.Panel($"{name}: {settings.Count} training points", data.Rows.narrow(0, 0, settings.Count)) });
+            new[] { Pictures.Panel($"{name}: {settings.Count} training points", data.Rows.narrow(0, 0, settings.Count)) },
+            new FigureOptions(AxisLimit: Pictures.AxisLimit(trainer.Config.Data)));
         var x0 = normalisation.Apply(data.Rows.narrow(0, 0, settings.Count));
         var schedule = trainer.Schedule;
         int T = schedule.Timesteps;
@@ -108,7 +109,7 @@ public sealed class DemoCommand : Command<DemoSettings>
             Pictures.Panel($"real (held out), {settings.Count}", heldOut),
             Pictures.Panel($"DDPM, {T} steps", ddpmSamples),
             Pictures.Panel("DDIM, 50 steps, eta = 0", ddimSamples),
-        });
+        }, new FigureOptions(AxisLimit: Pictures.AxisLimit(trainer.Config.Data)));
 
         // 5. Metrics beside their noise floors, and the bound on held-out data.
         var train = data.Rows;

@@ -50,6 +50,7 @@ public sealed class EvalCommand : Command<EvalSettings>
         var options = settings.ToSamplerOptions();
         var boundVariance = Parse.Enum<DdpmVariance>("--nll-variance", settings.NllVariance);
         using var model = DiffusionModel.Load(settings.Model);
+        model.ClampToDataRange = !settings.NoClamp;
         using var scope = NewDisposeScope();
         var (train, heldOut, description) = ResolveData(model, settings.Data, settings.Count);
         int count = (int)Math.Min(settings.Count, Math.Min(train.shape[0], heldOut.shape[0] * 4));

@@ -39,6 +39,7 @@ public sealed class SampleCommand : Command<SampleSettings>
         settings.ApplyThreads();
         var options = settings.ToSamplerOptions();
         using var model = DiffusionModel.Load(settings.Model);
+        model.ClampToDataRange = !settings.NoClamp;
         using var scope = NewDisposeScope();
         var samples = Generate(model, settings.Count, settings.Seed, options, cancellationToken);
         if (extension == ".csv")
@@ -51,7 +52,7 @@ public sealed class SampleCommand : Command<SampleSettings>
         else
         {
             string title = $"{settings.Count} samples, {settings.Sampler} {options.ResolveTimesteps(model.Schedule.Timesteps).Length} steps";
-            Figures.SaveScatterPanels(settings.Out, new[] { Pictures.Panel(title, samples) });
+            Figures.SaveScatterPanels(settings.Out, new[] { Pictures.Panel(title, samples) }, new FigureOptions(AxisLimit: Pictures.AxisLimit(model.Config.Data)));
         }
         CliContext.Out.WriteLine($"wrote {settings.Count} samples to {Path.GetFullPath(settings.Out)}");
         return 0;

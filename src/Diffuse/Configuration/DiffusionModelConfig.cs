@@ -15,7 +15,10 @@ namespace Diffuse.Configuration;
 /// <param name="Count">Number of training rows.</param>
 /// <param name="Fingerprint">SHA-256 (first 16 hex digits) of the training rows as float32.</param>
 /// <param name="Holdout">Fraction of a CSV file's rows held out of training for evaluation (0 for none).</param>
-public sealed record DataDescription(string Source, string[] Columns, double[] Mean, double[] Std, int Count, string Fingerprint, double Holdout = 0);
+/// <param name="Min">Per-column minimum of the training rows (original units).</param>
+/// <param name="Max">Per-column maximum of the training rows (original units).</param>
+public sealed record DataDescription(string Source, string[] Columns, double[] Mean, double[] Std, int Count, string Fingerprint,
+    double Holdout = 0, double[]? Min = null, double[]? Max = null);
 
 /// <summary>
 /// The resolved configuration of a diffusion model, saved as config.json beside every checkpoint: network, schedule,

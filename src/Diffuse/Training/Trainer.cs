@@ -101,9 +101,16 @@ public sealed class Trainer : IDisposable
         if (rows < 2) throw new DiffuseException($"training needs at least two rows of data; {source} has {rows}.");
         var names = columns?.ToArray() ?? (dims == 2 ? new[] { "x", "y" } : Enumerable.Range(1, dims).Select(i => $"x{i}").ToArray());
         var normalisation = Standardization.Fit(data, names);
-        var description = new DataDescription(source, names, normalisation.Mean, normalisation.Std, rows, Fingerprint(data), holdout);
+        double[] min, max;
+        using (var scope = NewDisposeScope())
+        {
+            var d = data.to_type(ScalarType.Float64);
+            min = d.amin(new long[] { 0 }).data<double>().ToArray();
+            max = d.amax(new long[] { 0 }).data<double>().ToArray();
+        }
+        var description = new DataDescription(source, names, normalisation.Mean, normalisation.Std, rows, Fingerprint(data), holdout, min, max);
         var config = new DiffusionModelConfig((network ?? new MlpConfig(dims)) with { Dimensions = dims }, schedule, prediction, description, training);
-        using var scope = NewDisposeScope();
+        using var applyScope = NewDisposeScope();
         return new Trainer(config, normalisation.Apply(data));
     }
 

@@ -1,0 +1,39 @@
+using Diffuse.Parameterization;
+using Diffuse.Schedules;
+using static TorchSharp.torch;
+
+namespace Diffuse.Denoisers;
+
+/// <summary>
+/// A decorator that projects the x0 estimate onto a box [lower, upper] per dimension and recomputes ε from it. The
+/// exact denoiser E[x0 | z_t] always lies in the convex hull of the data's support, hence inside the data's bounding
+/// box, so this projection only removes error: it stops the amplification of ε error at the noisiest steps
+/// (x̂0 = (z − √(1 − ᾱ)·ε̂)/√ᾱ with ᾱ near 0) that otherwise throws a few samples far outside the data.
+/// </summary>
+public sealed class ClampedDenoiser : IDenoiser
+{
+    private readonly IDenoiser _inner;
+    private readonly NoiseSchedule _schedule;
+    private readonly float[] _lower;
+    private readonly float[] _upper;
+
+    /// <summary>Wraps <paramref name="inner"/>; bounds are per dimension of a vector sample, in model units.</summary>
+    public ClampedDenoiser(IDenoiser inner, NoiseSchedule schedule, double[] lower, double[] upper)
+    {
+        if (lower.Length != upper.Length) throw new ArgumentException("lower and upper bounds need the same length");
+        _inner = inner;
+        _schedule = schedule;
+        _lower = lower.Select(v => (float)v).ToArray();
+        _upper = upper.Select(v => (float)v).ToArray();
+    }
+
+    /// <inheritdoc />
+    public DenoiserOutput Denoise(Tensor z, int timestep)
+    {
+        using var scope = NewDisposeScope();
+        var (x0, _) = _inner.Denoise(z, timestep);
+        var clamped = x0.clamp(tensor(_lower, dtype: x0.dtype), tensor(_upper, dtype: x0.dtype));
+        var eps = PredictionConversion.EpsFromX0(clamped, z, tensor(_schedule.AlphaBar(timestep), dtype: z.dtype));
+        return new DenoiserOutput(clamped.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope());
+    }
+}
