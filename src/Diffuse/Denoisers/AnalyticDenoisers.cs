@@ -42,7 +42,7 @@ public sealed class GaussianDenoiser : IDenoiser
 /// Σ_k w_k·N(a·μ_k, (a²·s_k² + b²)·I), and E[x | z] = Σ_k r_k(z)·(μ_k + a·s_k²/(a²·s_k² + b²)·(z − a·μ_k)) with the
 /// posterior responsibilities r_k(z). Its score is exact, so samplers can be tested on multi-modal data.
 /// </summary>
-public sealed class GaussianMixtureDenoiser : IDenoiser
+public sealed class GaussianMixtureDenoiser : IDenoiser, IConditionalDenoiser
 {
     private readonly NoiseSchedule _schedule;
     private readonly double[] _weights;
@@ -59,7 +59,13 @@ public sealed class GaussianMixtureDenoiser : IDenoiser
     }
 
     /// <inheritdoc />
-    public DenoiserOutput Denoise(Tensor z, int timestep)
+    public DenoiserOutput Denoise(Tensor z, int timestep) => Denoise(z, timestep, null);
+
+    /// <summary>
+    /// The exact conditional denoiser: a row with class k ≥ 0 is denoised under component k alone (its Gaussian
+    /// posterior mean); a row with class −1, or every row when <paramref name="classes"/> is null, under the mixture.
+    /// </summary>
+    public DenoiserOutput Denoise(Tensor z, int timestep, Tensor? classes)
     {
         using var scope = NewDisposeScope();
         double alphaBar = _schedule.AlphaBar(timestep);
@@ -72,6 +78,12 @@ public sealed class GaussianMixtureDenoiser : IDenoiser
         var diff = zd.unsqueeze(1) - a * means.unsqueeze(0);                            // [B, K, D]
         var logLik = -0.5 * diff.square().sum(2) / noisyVar - 0.5 * dims * noisyVar.log() + tensor(_weights, dtype: ScalarType.Float64).log();
         var resp = logLik.softmax(1);                                                   // [B, K]
+        if (classes is not null)
+        {
+            var known = classes >= 0;
+            var oneHot = TorchSharp.torch.nn.functional.one_hot(classes.clamp_min(0), _weights.Length).to_type(ScalarType.Float64);
+            resp = where(known.unsqueeze(1), oneHot, resp);
+        }
         var componentMeans = means.unsqueeze(0) + (a * s2 / noisyVar).view(1, -1, 1) * diff;
         var x0 = (resp.unsqueeze(2) * componentMeans).sum(1).to_type(z.dtype);
         var eps = PredictionConversion.EpsFromX0(x0, z, tensor(alphaBar, dtype: z.dtype));
