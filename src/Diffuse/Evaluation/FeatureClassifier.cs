@@ -1,0 +1,160 @@
+using Diffuse.Checkpoints;
+using Diffuse.Randomness;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Diffuse.Evaluation;
+
+/// <summary>Shape of the feature classifier; stored in its safetensors metadata.</summary>
+/// <param name="Channels">Image channels.</param>
+/// <param name="Height">Image height.</param>
+/// <param name="Width">Image width.</param>
+/// <param name="Classes">Number of classes.</param>
+/// <param name="Features">Width of the feature layer used by the metrics.</param>
+public sealed record FeatureClassifierConfig(int Channels, int Height, int Width, int Classes, int Features = 128);
+
+/// <summary>
+/// A small convolutional classifier whose penultimate activations serve as the feature space of the image metrics
+/// (Fréchet distance, KID, precision/recall) and whose predictions measure class accuracy of conditional samples. It
+/// plays the role Inception-v3 plays for FID, trained on the data set itself because no Inception weights can be
+/// downloaded here; metrics computed with it are named for it ("FD (Diffuse Fashion-MNIST features)"), not "FID".
+/// Inputs are images in [−1, 1], [B, C, H, W].
+/// </summary>
+public sealed class FeatureClassifier : Module<Tensor, Tensor>
+{
+    [ComponentName(Name = "conv1")] private readonly Conv2d conv1;
+    [ComponentName(Name = "conv2")] private readonly Conv2d conv2;
+    [ComponentName(Name = "conv3")] private readonly Conv2d conv3;
+    [ComponentName(Name = "conv4")] private readonly Conv2d conv4;
+    [ComponentName(Name = "features")] private readonly Linear features;
+    [ComponentName(Name = "dropout")] private readonly Dropout dropout;
+    [ComponentName(Name = "head")] private readonly Linear head;
+
+    /// <summary>Builds the network with the current torch random state.</summary>
+    public FeatureClassifier(FeatureClassifierConfig config) : base("feature_classifier")
+    {
+        Config = config;
+        conv1 = Conv2d(config.Channels, 32, 3, padding: 1);
+        conv2 = Conv2d(32, 32, 3, padding: 1);
+        conv3 = Conv2d(32, 64, 3, padding: 1);
+        conv4 = Conv2d(64, 64, 3, padding: 1);
+        features = Linear(64 * 4, config.Features);
+        dropout = Dropout(0.3);
+        head = Linear(config.Features, config.Classes);
+        RegisterComponents();
+    }
+
+    /// <summary>The configuration.</summary>
+    public FeatureClassifierConfig Config { get; }
+
+    /// <summary>Class logits [B, classes].</summary>
+    public override Tensor forward(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        return head.call(dropout.call(Features(images))).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The feature vectors [B, Features] (post-ReLU penultimate layer).</summary>
+    public Tensor Features(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        var h = functional.relu(conv2.call(functional.relu(conv1.call(images))));
+        h = functional.max_pool2d(h, 2);
+        h = functional.relu(conv4.call(functional.relu(conv3.call(h))));
+        h = functional.adaptive_avg_pool2d(h, new long[] { 2, 2 }).flatten(1);
+        return functional.relu(features.call(h)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Features and logits of many images, in batches, in evaluation mode without gradients.</summary>
+    public (Tensor Features, Tensor Logits) Embed(Tensor images, int batchSize = 512)
+    {
+        eval();
+        using var noGrad = no_grad();
+        var feats = new List<Tensor>();
+        var logits = new List<Tensor>();
+        for (long start = 0; start < images.shape[0]; start += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            var f = Features(images.narrow(0, start, Math.Min(batchSize, images.shape[0] - start)));
+            logits.Add(head.call(f).MoveToOuterDisposeScope());
+            feats.Add(f.MoveToOuterDisposeScope());
+        }
+        var result = (cat(feats, 0), cat(logits, 0));
+        foreach (var t in feats.Concat(logits)) t.Dispose();
+        return result;
+    }
+
+    /// <summary>
+    /// Trains with AdamW and cross-entropy on images already in [−1, 1] (uint8 inputs are converted per batch by
+    /// <paramref name="toModelRange"/>), with seeded data order; returns the loss of the last epoch.
+    /// </summary>
+    public double Train(Tensor images, Tensor labels, Func<Tensor, Tensor> toModelRange, int epochs, int batchSize, double learningRate, ulong seed,
+        Action<int, int, double>? onProgress = null)
+    {
+        train();
+        var optimizer = new Diffuse.Training.AdamW(parameters());
+        int n = (int)images.shape[0];
+        int stepsPerEpoch = n / batchSize;
+        int total = epochs * stepsPerEpoch;
+        double lastEpochLoss = 0;
+        for (int epoch = 0; epoch < epochs; epoch++)
+        {
+            var order = SeededNoise.Permutation(seed, (ulong)epoch, n);
+            double sum = 0;
+            for (int s = 0; s < stepsPerEpoch; s++)
+            {
+                using var scope = NewDisposeScope();
+                var index = tensor(order.Skip(s * batchSize).Take(batchSize).Select(i => (long)i).ToArray());
+                var x = toModelRange(images.index_select(0, index));
+                var y = labels.index_select(0, index);
+                var loss = functional.cross_entropy(call(x), y);
+                optimizer.ZeroGrad();
+                loss.backward();
+                int step = epoch * stepsPerEpoch + s;
+                double lr = learningRate * 0.5 * (1 + Math.Cos(Math.PI * step / total));
+                optimizer.Step(lr, 1e-4);
+                double value = loss.item<float>();
+                sum += value;
+                onProgress?.Invoke(step + 1, total, value);
+            }
+            lastEpochLoss = sum / Math.Max(1, stepsPerEpoch);
+        }
+        optimizer.Dispose();
+        eval();
+        return lastEpochLoss;
+    }
+
+    /// <summary>Saves the weights with the configuration in the safetensors metadata.</summary>
+    public void Save(string path, IReadOnlyDictionary<string, string>? extra = null)
+    {
+        var metadata = new Dictionary<string, string>
+        {
+            ["kind"] = "diffuse-feature-classifier/1",
+            ["channels"] = Config.Channels.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["height"] = Config.Height.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["width"] = Config.Width.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["classes"] = Config.Classes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["features"] = Config.Features.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        if (extra is not null) foreach (var (k, v) in extra) metadata[k] = v;
+        Safetensors.Save(path, state_dict(), metadata);
+    }
+
+    /// <summary>Loads a classifier saved by <see cref="Save"/>.</summary>
+    public static FeatureClassifier Load(string path)
+    {
+        var header = Safetensors.ReadHeader(path);
+        int Get(string key) => header.Metadata.TryGetValue(key, out var v) && int.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out int i)
+            ? i : throw new DiffuseException($"{path} is not a Diffuse feature classifier (its metadata lacks '{key}').");
+        if (!header.Metadata.TryGetValue("kind", out var kind) || kind != "diffuse-feature-classifier/1")
+            throw new DiffuseException($"{path} is not a Diffuse feature classifier.");
+        var classifier = new FeatureClassifier(new FeatureClassifierConfig(Get("channels"), Get("height"), Get("width"), Get("classes"), Get("features")));
+        using var scope = NewDisposeScope();
+        StateDicts.LoadInto(classifier, Safetensors.Load(path), path);
+        classifier.eval();
+        return classifier;
+    }
+}
