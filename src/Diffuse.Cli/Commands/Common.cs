@@ -98,9 +98,11 @@ public static class Parse
     /// <summary>The schedule named by --schedule.</summary>
     public static ScheduleKind Schedule(string value)
     {
-        var kind = Enum<ScheduleKind>("--schedule", value);
-        if (kind == ScheduleKind.Custom) throw new DiffuseException("--schedule custom needs a β array: use the library API (ScheduleConfig with Betas).");
-        return kind;
+        string key = value.Trim().ToLowerInvariant();
+        if (key == "custom") throw new DiffuseException("--schedule custom needs a β array: use the library API (ScheduleConfig with Betas).");
+        foreach (var kind in new[] { ScheduleKind.Linear, ScheduleKind.Cosine, ScheduleKind.Sigmoid })
+            if (kind.ToString().ToLowerInvariant() == key) return kind;
+        throw new DiffuseException($"--schedule must be one of linear, cosine, sigmoid (got '{value}').");
     }
 
     /// <summary>The prediction named by --prediction.</summary>
