@@ -48,7 +48,10 @@ public sealed record MetricWithFloor(double Value, double NoiseFloor, double Noi
 /// Standard error of <see cref="KdeScore"/>: held-out sampling noise from the paired per-held-out-point differences,
 /// plus the KDE fit noise estimated across splits (see <see cref="SampleMetrics.Evaluate"/>).
 /// </param>
-/// <param name="Bandwidth">The kernel standard deviation used by both KDEs (<see cref="SampleMetrics.KdeBandwidth"/>).</param>
+/// <param name="Bandwidth">
+/// The kernel standard deviation used by every KDE: the leave-one-out likelihood rule of
+/// <see cref="SampleMetrics.KdeBandwidth"/> on the first real training subset.
+/// </param>
 /// <param name="EnergyDistance">Energy distance between generated and held-out samples, with its noise floor.</param>
 /// <param name="SlicedWasserstein">Sliced Wasserstein-2 distance between generated and held-out samples, with its noise floor.</param>
 /// <param name="Count">The number N of generated samples (and of real training points per split) that were used.</param>
@@ -72,7 +75,8 @@ public sealed record LowDimensionalReport(
         string Excess(MetricWithFloor m) => double.IsNaN(m.ExcessInStdDevs) ? "n/a" : m.ExcessInStdDevs.ToString("+0.0;-0.0", c) + " sd";
 
         var sb = new StringBuilder();
-        sb.AppendLine(c, $"Sample quality, N = {Count} generated vs {Count} real points per split (KDE bandwidth {Num(Bandwidth)})");
+        sb.AppendLine(c, $"Sample quality, N = {Count} generated vs {Count} real points per split");
+        sb.AppendLine(c, $"  KDE bandwidth {Num(Bandwidth)} (leave-one-out likelihood on the real reference)");
         sb.AppendLine(c, $"  KDE score (nats/point, 0 = as good as real, < 0 worse): {KdeScore.ToString("0.0000", c)} ± {KdeScoreStdError.ToString("0.0000", c)} (s.e.)");
         sb.AppendLine(c, $"    held-out log-density under generated KDE: {KdeGeneratedLogDensity.ToString("0.0000", c)}");
         sb.AppendLine(c, $"    held-out log-density under real KDE:      {KdeRealLogDensity.ToString("0.0000", c)}");

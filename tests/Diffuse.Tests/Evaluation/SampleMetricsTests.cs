@@ -20,28 +20,41 @@ public class SampleMetricsTests(ITestOutputHelper output)
         return tensor(v, new long[] { rows, columns }, ScalarType.Float64);
     }
 
-    /// <summary>Points on a ring of radius 1 with radial noise of standard deviation 0.05.</summary>
-    private static double[] RingValues(int rows, int seed)
+    /// <summary>Points on a ring of radius 1 with radial noise of standard deviation <paramref name="thickness"/>.</summary>
+    private static double[] RingValues(int rows, int seed, double thickness = 0.05)
     {
         var r = new Random(seed);
         var v = new double[rows * 2];
         for (int i = 0; i < rows; i++)
         {
             double angle = 2 * Math.PI * r.NextDouble();
-            double radius = 1 + 0.05 * Normal(r);
+            double radius = 1 + thickness * Normal(r);
             v[2 * i] = radius * Math.Cos(angle);
             v[2 * i + 1] = radius * Math.Sin(angle);
         }
         return v;
     }
 
-    private static Tensor Ring(int rows, int seed, double blur = 0)
+    private static Tensor Ring(int rows, int seed, double blur = 0, double thickness = 0.05)
     {
-        var v = RingValues(rows, seed);
+        var v = RingValues(rows, seed, thickness);
         if (blur > 0)
         {
             var r = new Random(seed + 1_000_003);
             for (int i = 0; i < v.Length; i++) v[i] += blur * Normal(r);
+        }
+        return tensor(v, new long[] { rows, 2 }, ScalarType.Float64);
+    }
+
+    /// <summary>The points of <see cref="Ring"/> (no blur) projected onto the centre line: radius exactly 1.</summary>
+    private static Tensor CollapsedRing(int rows, int seed, double thickness = 0.05)
+    {
+        var v = RingValues(rows, seed, thickness);
+        for (int i = 0; i < rows; i++)
+        {
+            double norm = Math.Sqrt(v[2 * i] * v[2 * i] + v[2 * i + 1] * v[2 * i + 1]);
+            v[2 * i] /= norm;
+            v[2 * i + 1] /= norm;
         }
         return tensor(v, new long[] { rows, 2 }, ScalarType.Float64);
     }
@@ -103,13 +116,83 @@ public class SampleMetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void BandwidthIsScottsRule()
+    public void ScottBandwidthIsScottsRule()
     {
         // Columns with standard deviations 1 and 3 (exactly, n − 1 denominator): σ̄ = 2.
         var values = new double[] { -1, -3, 1, 3 }; // rows (−1, −3) and (1, 3)
         using var reference = tensor(values, new long[] { 2, 2 }, ScalarType.Float64);
         double sd1 = Math.Sqrt(2), sd2 = 3 * Math.Sqrt(2); // std of {−1, 1} and {−3, 3}
-        Assert.Equal((sd1 + sd2) / 2 * Math.Pow(1000, -1.0 / 6), SampleMetrics.KdeBandwidth(reference, 1000), 1e-12);
+        Assert.Equal((sd1 + sd2) / 2 * Math.Pow(1000, -1.0 / 6), SampleMetrics.ScottBandwidth(reference, 1000), 1e-12);
+    }
+
+    [Fact]
+    public void LeaveOneOutLogDensityLeavesOutExactlyThePointItselfAndNeverUnderflows()
+    {
+        // Four 1-D points, one far out (its kernel values underflow in linear space at the small bandwidths): each
+        // point's density is the mean of the kernels of the other three, computed here directly in log space.
+        var x = new[] { 0.0, 1.0, 3.0, 200.0 };
+        using var points = tensor(x, new long[] { x.Length, 1 }, ScalarType.Float64);
+        var tops = new[] { 2.0, 0.7 };
+        const int rungs = 3;
+        var actual = SampleMetrics.LeaveOneOutMeanLogDensities64(points, tops, rungs);
+        for (int t = 0; t < tops.Length; t++)
+            for (int r = 0; r < rungs; r++)
+            {
+                double h = tops[t] * Math.Pow(2, -r / 2.0);
+                double LogKernel(double u) => -u * u / (2 * h * h) - 0.5 * Math.Log(2 * Math.PI * h * h);
+                double expected = x.Select((xi, i) =>
+                {
+                    var logs = x.Where((_, j) => j != i).Select(xj => LogKernel(xi - xj)).ToArray();
+                    double max = logs.Max();
+                    return max + Math.Log(logs.Sum(l => Math.Exp(l - max))) - Math.Log(x.Length - 1);
+                }).Average();
+                Assert.Equal(expected, actual[t, r], 1e-9 * Math.Abs(expected));
+            }
+    }
+
+    [Fact]
+    public void CrossValidatedBandwidthOfAGaussianIsNearTheAmiseOptimum()
+    {
+        // For N(0, s²I) the AMISE-optimal Gaussian bandwidth is s·(4/((d+2)N))^(1/(d+4)) (in 2-D equal to Scott's rule).
+        const int n = 2000, d = 2;
+        const double s = 2.0;
+        using var points = Gaussian(n, d, seed: 60, scale: s);
+        double h = SampleMetrics.KdeBandwidth(points, n);
+        double amise = s * Math.Pow(4.0 / ((d + 2) * n), 1.0 / (d + 4));
+        output.WriteLine($"N(0, {s}²I), N = {n}: cross-validated h = {h:G4}, AMISE-optimal {amise:G4} (ratio {h / amise:F2}), " +
+            $"Scott {SampleMetrics.ScottBandwidth(points, n):G4}");
+        Assert.InRange(h / amise, 0.5, 2.0);
+    }
+
+    [Fact]
+    public void CrossValidatedBandwidthAdaptsToAThinRing()
+    {
+        const int n = 2000;
+        const double thickness = 0.02;
+        using var ring = Ring(n, seed: 61, thickness: thickness);
+        double h = SampleMetrics.KdeBandwidth(ring, n);
+        double scott = SampleMetrics.ScottBandwidth(ring, n);
+        // AMISE for a ring density (1/2π)·φ_t(r − 1), ignoring curvature: h⁶ = 8√π t⁵ / (3N).
+        double ringAmise = Math.Pow(8 * Math.Sqrt(Math.PI) * Math.Pow(thickness, 5) / (3 * n), 1.0 / 6);
+        output.WriteLine($"ring, thickness {thickness}, N = {n}: cross-validated h = {h:G4}, Scott {scott:G4} " +
+            $"(ratio {h / scott:F3}), ring AMISE approximation {ringAmise:G4}");
+        Assert.True(h < scott / 4, $"h {h}, Scott {scott}");
+        Assert.InRange(h / ringAmise, 0.5, 2.0);
+    }
+
+    [Fact]
+    public void KdeBandwidthSubsamplesALargerReferenceAndRescalesASmallerOne()
+    {
+        using var reference = Ring(600, seed: 62);
+        using var first = reference.narrow(0, 0, 300);
+        // More rows than N: a seeded random subset of N rows, so the result depends on the seed but is reproducible.
+        double a = SampleMetrics.KdeBandwidth(reference, 300, seed: 1);
+        Assert.Equal(a, SampleMetrics.KdeBandwidth(reference, 300, seed: 1));
+        Assert.NotEqual(a, SampleMetrics.KdeBandwidth(reference, 300, seed: 2));
+        // Fewer rows than N: all rows, scaled by (R/N)^(1/(d+4)).
+        double all = SampleMetrics.KdeBandwidth(first, 300);
+        Assert.Equal(all * Math.Pow(0.5, 1.0 / 6), SampleMetrics.KdeBandwidth(first, 600), 1e-12);
+        Assert.Throws<DiffuseException>(() => SampleMetrics.KdeBandwidth(reference, 1));
     }
 
     // ---- Energy distance ----
@@ -199,6 +282,8 @@ public class SampleMetricsTests(ITestOutputHelper output)
         output.WriteLine($"blurred by N(0, ({0.05 * scale:F4})²):");
         output.WriteLine(blur.Format());
 
+        output.WriteLine($"Scott's rule would give h = {SampleMetrics.ScottBandwidth(train, n):G4}");
+
         // A perfect generator scores about 0; the blurred one clearly below it.
         Assert.True(Math.Abs(clean.KdeScore) < 3 * clean.KdeScoreStdError + 0.01, $"clean score {clean.KdeScore}");
         double gap = clean.KdeScore - blur.KdeScore;
@@ -211,13 +296,52 @@ public class SampleMetricsTests(ITestOutputHelper output)
         // Energy distance and sliced W2 at this size: the blur moves them by a small fraction of the spread of their
         // noise floors (the observation), so they cannot tell the two generators apart. Observed: energy
         // distance −3.13e-4 (clean) vs −2.93e-4 (blurred), floor −4.54e-4 ± 1.31e-4; sliced W2 0.0204 vs 0.0208,
-        // floor 0.0174 ± 0.0031; KDE score −0.0002 ± 0.0015 vs −0.0158 ± 0.0015.
+        // floor 0.0174 ± 0.0031. KDE score with the cross-validated h = 0.0277: −0.0105 ± 0.0089 vs −0.0647 ± 0.0093
+        // (gap 0.054 = 4.2 combined s.e.); with Scott's h = 0.187 it was −0.0002 ± 0.0015 vs −0.0158 ± 0.0015 (gap
+        // 0.016 = 7.4 s.e.): the smaller bandwidth makes the blur cost 3.5× more nats but the score ~6× noisier.
         double energyShift = blur.EnergyDistance.Value - clean.EnergyDistance.Value;
         double slicedShift = blur.SlicedWasserstein.Value - clean.SlicedWasserstein.Value;
         output.WriteLine($"energy distance shift from the blur {energyShift:G3}, floor sd {clean.EnergyDistance.NoiseFloorStdDev:G3}; " +
             $"sliced W2 shift {slicedShift:G3}, floor sd {clean.SlicedWasserstein.NoiseFloorStdDev:G3}");
         Assert.True(Math.Abs(energyShift) < clean.EnergyDistance.NoiseFloorStdDev);
         Assert.True(Math.Abs(slicedShift) < clean.SlicedWasserstein.NoiseFloorStdDev);
+    }
+
+    [Fact]
+    public void KdeScorePenalisesSamplesSharperThanTheData()
+    {
+        // Samples collapsed onto the ring's centre line (radius exactly 1, the radial noise removed) must score worse
+        // than fresh real samples: with a bandwidth that resolves the ring's thickness, too sharp is penalised.
+        const int n = 2000;
+        using var train = Ring(5 * n, seed: 13);
+        using var heldOut = Ring(n, seed: 14);
+        using var fresh = Ring(n, seed: 15);
+        using var collapsed = CollapsedRing(n, seed: 15);
+
+        var clean = SampleMetrics.Evaluate(fresh, train, heldOut, splits: 5, seed: 2);
+        var sharp = SampleMetrics.Evaluate(collapsed, train, heldOut, splits: 5, seed: 2);
+        output.WriteLine("fresh real samples as 'generated':");
+        output.WriteLine(clean.Format());
+        output.WriteLine("the same samples projected onto radius 1:");
+        output.WriteLine(sharp.Format());
+        double gap = clean.KdeScore - sharp.KdeScore;
+        double gapError = Math.Sqrt(clean.KdeScoreStdError * clean.KdeScoreStdError + sharp.KdeScoreStdError * sharp.KdeScoreStdError);
+        output.WriteLine($"KDE score gap {gap:F4} = {gap / gapError:F1} standard errors");
+
+        // For contrast, Scott's rule (the former default) over-smooths so much that the collapse scores better than
+        // real data: the failure this bandwidth rule fixes (the same score, by hand: real side = 5 disjoint blocks).
+        double scott = SampleMetrics.ScottBandwidth(train, n);
+        double realSide = Enumerable.Range(0, 5).Average(s =>
+        {
+            using var block = train.narrow(0, s * n, n);
+            return SampleMetrics.KdeMeanLogDensity(block, heldOut, scott);
+        });
+        double scottScore = SampleMetrics.KdeMeanLogDensity(collapsed, heldOut, scott) - realSide;
+        output.WriteLine($"with Scott's h = {scott:G4}: collapsed {scottScore:F4}");
+        Assert.True(scottScore > 0, $"Scott: collapsed score {scottScore}");
+
+        Assert.True(gap > 3 * gapError, $"gap {gap}, standard error {gapError}");
+        Assert.True(sharp.KdeScore < -3 * sharp.KdeScoreStdError, $"collapsed score {sharp.KdeScore} ± {sharp.KdeScoreStdError}");
     }
 
     [Fact]
@@ -252,6 +376,7 @@ public class SampleMetricsTests(ITestOutputHelper output)
         var report = SampleMetrics.Evaluate(generated, train, heldOut, splits: 4, seed: 0);
         Assert.Equal(300, report.Count);
         Assert.True(double.IsNaN(report.EnergyDistance.NoiseFloorStdDev)); // every split is the whole training set
+        Assert.Equal(SampleMetrics.KdeBandwidth(train, 300), report.Bandwidth); // tuned on the (only) training subset
         Assert.Contains("n/a", report.Format());
     }
 
