@@ -46,6 +46,10 @@ public static class Program
                 .WithDescription("Generate samples from a trained model into a CSV file or a PNG scatter plot.")
                 .WithExample("sample", "--model", "runs/moons", "--count", "2000", "--out", "samples.png")
                 .WithExample("sample", "--model", "runs/moons", "--count", "500", "--out", "samples.csv", "--sampler", "ddim", "--steps", "50");
+            config.AddCommand<NoiseCommand>("noise")
+                .WithDescription("Show the forward process on real images: a grid of images at growing noise levels, or an animated GIF.")
+                .WithExample("noise", "--data", "fashion-mnist", "--out", "forward.png")
+                .WithExample("noise", "--data", "mnist", "--out", "forward.gif", "--schedule", "cosine");
             config.AddCommand<EvalCommand>("eval")
                 .WithDescription("Measure a trained model: sample-quality metrics beside their noise floors, and the variational bound (--nll).")
                 .WithExample("eval", "--model", "runs/moons", "--data", "moons", "--nll")

