@@ -29,13 +29,43 @@ public class SamplerSettings : CommonSettings
 {
     /// <summary>Sampler name.</summary>
     [CommandOption("--sampler <NAME>")]
-    [Description("ddpm (ancestral) or ddim. Default: ddpm.")]
+    [Description("ddpm (ancestral, default), ddim, euler, heun, euler-ancestral, dpm++2m, dpm++3m, dpm++2m-sde or unipc. All but ddpm and ddim step on noise levels (see --sigmas).")]
     public string Sampler { get; init; } = "ddpm";
 
     /// <summary>Number of steps.</summary>
     [CommandOption("--steps <N>")]
-    [Description("Sampling steps, a subsequence of the trained timesteps (default: all of them).")]
+    [Description("Sampling steps (default: as many as trained timesteps). Heun makes two network evaluations per step.")]
     public int Steps { get; init; }
+
+    /// <summary>Noise levels of the σ-space samplers.</summary>
+    [CommandOption("--sigmas <SPACING|LIST>")]
+    [Description("Noise levels of the σ-space samplers: karras (ρ = 7), logsnr (uniform log-SNR), leading, trailing (default) or linspace (the trained timesteps DDIM would visit), or a decreasing comma-separated list such as 80,10,1,0.1.")]
+    public string? Sigmas { get; init; }
+
+    /// <summary>Karras ρ.</summary>
+    [CommandOption("--rho <R>")]
+    [Description("ρ of --sigmas karras (default 7).")]
+    public double? Rho { get; init; }
+
+    /// <summary>Stochastic churn.</summary>
+    [CommandOption("--s-churn <S>")]
+    [Description("Stochastic churn S_churn of euler and heun (Karras et al. 2022, Algorithm 2), e.g. 40. Off by default.")]
+    public double? SChurn { get; init; }
+
+    /// <summary>Churn range, lower end.</summary>
+    [CommandOption("--s-tmin <S>")]
+    [Description("Lowest noise level that is churned (default 0).")]
+    public double? STmin { get; init; }
+
+    /// <summary>Churn range, upper end.</summary>
+    [CommandOption("--s-tmax <S>")]
+    [Description("Highest noise level that is churned (default: no limit).")]
+    public double? STmax { get; init; }
+
+    /// <summary>Churn noise scale.</summary>
+    [CommandOption("--s-noise <S>")]
+    [Description("Scale of the churn noise S_noise (default 1).")]
+    public double? SNoise { get; init; }
 
     /// <summary>DDIM η.</summary>
     [CommandOption("--eta <E>")]
@@ -44,8 +74,8 @@ public class SamplerSettings : CommonSettings
 
     /// <summary>Timestep spacing.</summary>
     [CommandOption("--spacing <NAME>")]
-    [Description("How the steps are chosen: trailing (default), leading or linspace.")]
-    public string Spacing { get; init; } = "trailing";
+    [Description("How ddpm and ddim choose their timesteps: trailing (default), leading or linspace.")]
+    public string? Spacing { get; init; }
 
     /// <summary>DDPM variance.</summary>
     [CommandOption("--variance <NAME>")]
@@ -70,13 +100,40 @@ public class SamplerSettings : CommonSettings
     /// <summary>The sampler options these settings describe.</summary>
     public SamplerOptions ToSamplerOptions()
     {
+        var kind = SamplerNames.Parse(Sampler);
+        var spacing = Spacing is null ? TimestepSpacing.Trailing : Parse.Enum<TimestepSpacing>("--spacing", Spacing);
+        var levels = NoiseLevelSpacing.Timesteps;
+        double[]? list = null;
+        if (Sigmas is not null)
+        {
+            if (!SamplerNames.UsesNoiseLevels(kind))
+                throw new DiffuseException($"--sigmas applies to the σ-space samplers, not to {SamplerNames.Name(kind)}: choose its timesteps with --spacing.");
+            (levels, list, var fromTimesteps) = Parse.NoiseLevels(Sigmas);
+            if (fromTimesteps is { } t)
+            {
+                if (Spacing is not null && t != spacing)
+                    throw new DiffuseException($"--sigmas {Sigmas} and --spacing {Spacing} disagree: give one of them.");
+                spacing = t;
+            }
+        }
+        StochasticChurn? churn = null;
+        if (SChurn is not null || STmin is not null || STmax is not null || SNoise is not null)
+        {
+            if (SChurn is null) throw new DiffuseException("--s-tmin, --s-tmax and --s-noise shape the churn: give --s-churn too.");
+            churn = new StochasticChurn(SChurn.Value, STmin ?? 0, STmax ?? double.PositiveInfinity, SNoise ?? 1);
+        }
+        if (Rho is not null && levels != NoiseLevelSpacing.Karras) throw new DiffuseException("--rho applies to --sigmas karras only.");
         var options = new SamplerOptions(
-            Parse.Enum<SamplerKind>("--sampler", Sampler),
+            kind,
             Steps,
-            Parse.Enum<TimestepSpacing>("--spacing", Spacing),
+            spacing,
             Eta,
             Parse.Enum<DdpmVariance>("--variance", Variance),
-            Clip);
+            Clip,
+            Sigmas: levels,
+            SigmaList: list,
+            Rho: Rho ?? new SamplerOptions().Rho,
+            Churn: churn);
         options.Validate();
         return options;
     }
@@ -103,6 +160,32 @@ public static class Parse
         foreach (var kind in new[] { ScheduleKind.Linear, ScheduleKind.Cosine, ScheduleKind.Sigmoid })
             if (kind.ToString().ToLowerInvariant() == key) return kind;
         throw new DiffuseException($"--schedule must be one of linear, cosine, sigmoid (got '{value}').");
+    }
+
+    /// <summary>
+    /// The value of --sigmas: a spacing name (karras, logsnr), a timestep spacing (leading, trailing, linspace: the levels
+    /// of those trained timesteps), or a comma-separated list of noise levels ("inf" allowed first).
+    /// </summary>
+    public static (NoiseLevelSpacing Spacing, double[]? List, TimestepSpacing? Timesteps) NoiseLevels(string value)
+    {
+        string key = value.Trim().ToLowerInvariant();
+        switch (key)
+        {
+            case "karras": return (NoiseLevelSpacing.Karras, null, null);
+            case "logsnr": return (NoiseLevelSpacing.LogSnr, null, null);
+            case "leading": return (NoiseLevelSpacing.Timesteps, null, TimestepSpacing.Leading);
+            case "trailing": return (NoiseLevelSpacing.Timesteps, null, TimestepSpacing.Trailing);
+            case "linspace": return (NoiseLevelSpacing.Timesteps, null, TimestepSpacing.Linspace);
+        }
+        var parts = key.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var list = new double[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (parts[i] is "inf" or "∞") list[i] = double.PositiveInfinity;
+            else if (!double.TryParse(parts[i], NumberStyles.Float, CultureInfo.InvariantCulture, out list[i]))
+                throw new DiffuseException($"--sigmas must be karras, logsnr, leading, trailing, linspace or a comma-separated list of numbers (got '{value}').");
+        }
+        return (NoiseLevelSpacing.Timesteps, Sampling.NoiseLevels.Validate(list), null);
     }
 
     /// <summary>The prediction named by --prediction.</summary>

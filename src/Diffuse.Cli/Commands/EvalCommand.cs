@@ -57,7 +57,7 @@ public sealed class EvalCommand : Command<EvalSettings>
         CliContext.Out.WriteLine($"model {settings.Model}: {model.Config.Data.Source}, {model.Config.Step} steps; comparing with {description}");
         var generated = SampleCommand.Generate(model, count, settings.Seed, options, cancellationToken);
         var report = SampleMetrics.Evaluate(generated, train, heldOut, seed: (long)settings.Seed);
-        CliContext.Out.WriteLine($"sampler: {settings.Sampler}, {options.ResolveTimesteps(model.Schedule.Timesteps).Length} steps, {count} samples");
+        CliContext.Out.WriteLine($"sampler: {settings.Sampler}, {options.StepCount(model.Schedule)} steps ({options.FunctionEvaluations(model.Schedule)} network evaluations), {count} samples");
         CliContext.Out.WriteLine(report.Format());
         if (settings.Nll)
         {

@@ -51,7 +51,7 @@ public sealed class SampleCommand : Command<SampleSettings>
         }
         else
         {
-            string title = $"{settings.Count} samples, {settings.Sampler} {options.ResolveTimesteps(model.Schedule.Timesteps).Length} steps";
+            string title = $"{settings.Count} samples, {settings.Sampler} {options.StepCount(model.Schedule)} steps";
             Figures.SaveScatterPanels(settings.Out, new[] { Pictures.Panel(title, samples) }, new FigureOptions(AxisLimit: Pictures.AxisLimit(model.Config.Data)));
         }
         CliContext.Out.WriteLine($"wrote {settings.Count} samples to {Path.GetFullPath(settings.Out)}");
@@ -61,7 +61,7 @@ public sealed class SampleCommand : Command<SampleSettings>
     /// <summary>Samples with a progress bar over the sampler's steps.</summary>
     public static Tensor Generate(DiffusionModel model, int count, ulong seed, Diffuse.Sampling.SamplerOptions options, CancellationToken cancellationToken, string label = "sample", Action<Diffuse.Sampling.SamplerStep>? onStep = null)
     {
-        int steps = options.ResolveTimesteps(model.Schedule.Timesteps).Length;
+        int steps = options.StepCount(model.Schedule);
         const int batch = 4096;
         int batches = (count + batch - 1) / batch;
         using var bar = new ProgressBar(label, (long)steps * batches, "step");

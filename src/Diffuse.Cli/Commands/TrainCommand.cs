@@ -46,6 +46,11 @@ public sealed class TrainSettings : CommonSettings
     [Description("Number of diffusion steps T (default 1000).")]
     public int Timesteps { get; init; } = 1000;
 
+    /// <summary>Zero terminal SNR.</summary>
+    [CommandOption("--zero-terminal-snr")]
+    [Description("Rescale the schedule so that the last timestep is pure noise (Lin et al. 2023); needs --prediction v or x0.")]
+    public bool ZeroTerminalSnr { get; init; }
+
     /// <summary>Prediction.</summary>
     [CommandOption("--prediction <KIND>")]
     [Description("What the network predicts: eps (default), x0 or v.")]
@@ -142,7 +147,7 @@ public sealed class TrainCommand : Command<TrainSettings>
                 CheckpointEvery: s.CheckpointEvery ?? defaults.CheckpointEvery);
             var network = new MlpConfig((int)train.shape[1]);
             network = network with { Width = s.Width ?? network.Width, Depth = s.Depth ?? network.Depth };
-            return Trainer.Create(train, data.Source, training, new ScheduleConfig(Parse.Schedule(s.Schedule), s.Timesteps),
+            return Trainer.Create(train, data.Source, training, new ScheduleConfig(Parse.Schedule(s.Schedule), s.Timesteps, ZeroTerminalSnr: s.ZeroTerminalSnr),
                 Parse.Prediction(s.Prediction), network, data.Columns, holdout);
         }
         finally

@@ -76,8 +76,18 @@ public sealed record DiffusionModelConfig(
         }
         if (config is null || config.Format != FormatName || config.Network is null || config.Schedule is null || config.Data is null || config.Training is null)
             throw new DiffuseException($"{path} is not a Diffuse model config (expected format '{FormatName}'). Re-create the model with 'diffuse train'.");
-        config.Network.Validate();
-        config.Schedule.Validate();
+        config.Validate();
         return config;
+    }
+
+    /// <summary>
+    /// Throws a <see cref="DiffuseException"/> naming the first inconsistency, including choices that do not fit
+    /// together (zero terminal SNR with ε-prediction).
+    /// </summary>
+    public void Validate()
+    {
+        Network.Validate();
+        Schedule.Validate();
+        PredictionConversion.RequireCompatible(Prediction, Schedule.ZeroTerminalSnr);
     }
 }

@@ -6,9 +6,10 @@ namespace Diffuse.Denoisers;
 
 /// <summary>
 /// The exact denoiser for Gaussian data x ~ N(μ, diag(s²)): with z = a·x + b·ε (a = √ᾱ, b² = 1 − ᾱ),
-/// E[x | z] = μ + a·s²/(a²·s² + b²)·(z − a·μ). Used to test samplers and bounds against closed forms.
+/// E[x | z] = μ + a·s²/(a²·s² + b²)·(z − a·μ). Used to test samplers and bounds against closed forms. Exact at every
+/// noise level, trained or not (σ-space: D(x; σ) = μ + s²/(s² + σ²)·(x − μ)).
 /// </summary>
-public sealed class GaussianDenoiser : IDenoiser
+public sealed class GaussianDenoiser : IDenoiser, ISigmaDenoiser
 {
     private readonly NoiseSchedule _schedule;
     private readonly double[] _mean;
@@ -24,10 +25,14 @@ public sealed class GaussianDenoiser : IDenoiser
     }
 
     /// <inheritdoc />
-    public DenoiserOutput Denoise(Tensor z, int timestep)
+    public DenoiserOutput Denoise(Tensor z, int timestep) => DenoiseAtAlphaBar(z, _schedule.AlphaBar(timestep));
+
+    /// <inheritdoc />
+    public DenoiserOutput DenoiseAtSigma(Tensor z, double sigma) => DenoiseAtAlphaBar(z, NoiseSchedule.AlphaBarOfSigma(sigma));
+
+    private DenoiserOutput DenoiseAtAlphaBar(Tensor z, double alphaBar)
     {
         using var scope = NewDisposeScope();
-        double alphaBar = _schedule.AlphaBar(timestep);
         double a = Math.Sqrt(alphaBar), b2 = 1 - alphaBar;
         var mean = tensor(_mean, dtype: z.dtype);
         var gain = tensor(_variance.Select(s2 => a * s2 / (alphaBar * s2 + b2)).ToArray(), dtype: z.dtype);
@@ -40,9 +45,10 @@ public sealed class GaussianDenoiser : IDenoiser
 /// <summary>
 /// The exact denoiser for a mixture of isotropic Gaussians Σ_k w_k·N(μ_k, s_k²·I): the noisy marginal is
 /// Σ_k w_k·N(a·μ_k, (a²·s_k² + b²)·I), and E[x | z] = Σ_k r_k(z)·(μ_k + a·s_k²/(a²·s_k² + b²)·(z − a·μ_k)) with the
-/// posterior responsibilities r_k(z). Its score is exact, so samplers can be tested on multi-modal data.
+/// posterior responsibilities r_k(z). Its score is exact at every noise level, so samplers can be tested on
+/// multi-modal data.
 /// </summary>
-public sealed class GaussianMixtureDenoiser : IDenoiser, IConditionalDenoiser
+public sealed class GaussianMixtureDenoiser : IDenoiser, ISigmaDenoiser, IConditionalDenoiser
 {
     private readonly NoiseSchedule _schedule;
     private readonly double[] _weights;
@@ -59,16 +65,23 @@ public sealed class GaussianMixtureDenoiser : IDenoiser, IConditionalDenoiser
     }
 
     /// <inheritdoc />
-    public DenoiserOutput Denoise(Tensor z, int timestep) => Denoise(z, timestep, null);
+    public DenoiserOutput Denoise(Tensor z, int timestep) => DenoiseAtAlphaBar(z, _schedule.AlphaBar(timestep), null);
+
+    /// <inheritdoc />
+    public DenoiserOutput DenoiseAtSigma(Tensor z, double sigma) => DenoiseAtAlphaBar(z, NoiseSchedule.AlphaBarOfSigma(sigma), null);
 
     /// <summary>
     /// The exact conditional denoiser: a row with class k ≥ 0 is denoised under component k alone (its Gaussian
     /// posterior mean); a row with class −1, or every row when <paramref name="classes"/> is null, under the mixture.
     /// </summary>
-    public DenoiserOutput Denoise(Tensor z, int timestep, Tensor? classes)
+    public DenoiserOutput Denoise(Tensor z, int timestep, Tensor? classes) => DenoiseAtAlphaBar(z, _schedule.AlphaBar(timestep), classes);
+
+    /// <inheritdoc />
+    public DenoiserOutput DenoiseAtSigma(Tensor z, double sigma, Tensor? classes) => DenoiseAtAlphaBar(z, NoiseSchedule.AlphaBarOfSigma(sigma), classes);
+
+    private DenoiserOutput DenoiseAtAlphaBar(Tensor z, double alphaBar, Tensor? classes)
     {
         using var scope = NewDisposeScope();
-        double alphaBar = _schedule.AlphaBar(timestep);
         double a = Math.Sqrt(alphaBar), b2 = 1 - alphaBar;
         var zd = z.to_type(ScalarType.Float64);
         long dims = zd.shape[1];

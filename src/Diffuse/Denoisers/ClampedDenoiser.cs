@@ -10,9 +10,10 @@ namespace Diffuse.Denoisers;
 /// box, so this projection only removes error: it stops the amplification of ε error at the noisiest steps
 /// (x̂0 = (z − √(1 − ᾱ)·ε̂)/√ᾱ with ᾱ near 0) that otherwise throws a few samples far outside the data.
 /// </summary>
-public sealed class ClampedDenoiser : IDenoiser
+public sealed class ClampedDenoiser : IDenoiser, ISigmaDenoiser
 {
     private readonly IDenoiser _inner;
+    private readonly ISigmaDenoiser _innerAtSigma;
     private readonly NoiseSchedule _schedule;
     private readonly float[] _lower;
     private readonly float[] _upper;
@@ -22,6 +23,7 @@ public sealed class ClampedDenoiser : IDenoiser
     {
         if (lower.Length != upper.Length) throw new ArgumentException("lower and upper bounds need the same length");
         _inner = inner;
+        _innerAtSigma = SigmaDenoiser.From(inner, schedule);
         _schedule = schedule;
         _lower = lower.Select(v => (float)v).ToArray();
         _upper = upper.Select(v => (float)v).ToArray();
@@ -31,9 +33,21 @@ public sealed class ClampedDenoiser : IDenoiser
     public DenoiserOutput Denoise(Tensor z, int timestep)
     {
         using var scope = NewDisposeScope();
-        var (x0, _) = _inner.Denoise(z, timestep);
+        return Project(_inner.Denoise(z, timestep).X0, z, _schedule.AlphaBar(timestep));
+    }
+
+    /// <inheritdoc />
+    public DenoiserOutput DenoiseAtSigma(Tensor z, double sigma)
+    {
+        using var scope = NewDisposeScope();
+        return Project(_innerAtSigma.DenoiseAtSigma(z, sigma).X0, z, NoiseSchedule.AlphaBarOfSigma(sigma));
+    }
+
+    /// <summary>Clamps x0 and recomputes ε; the results leave the caller's dispose scope.</summary>
+    private DenoiserOutput Project(Tensor x0, Tensor z, double alphaBar)
+    {
         var clamped = x0.clamp(tensor(_lower, dtype: x0.dtype), tensor(_upper, dtype: x0.dtype));
-        var eps = PredictionConversion.EpsFromX0(clamped, z, tensor(_schedule.AlphaBar(timestep), dtype: z.dtype));
+        var eps = PredictionConversion.EpsFromX0(clamped, z, tensor(alphaBar, dtype: z.dtype));
         return new DenoiserOutput(clamped.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope());
     }
 }

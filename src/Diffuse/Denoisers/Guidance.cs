@@ -12,6 +12,9 @@ public interface IConditionalDenoiser
     /// <paramref name="classes"/> [B] (int64); null means unconditional for every row.
     /// </summary>
     DenoiserOutput Denoise(Tensor z, int timestep, Tensor? classes);
+
+    /// <summary>The same at a continuous noise level σ, with z in the variance-preserving scale (see <see cref="ISigmaDenoiser"/>).</summary>
+    DenoiserOutput DenoiseAtSigma(Tensor z, double sigma, Tensor? classes);
 }
 
 /// <summary>
@@ -20,38 +23,45 @@ public interface IConditionalDenoiser
 /// diversity for fidelity. It turns a conditional denoiser and the labels of one batch into a plain
 /// <see cref="IDenoiser"/>, so every sampler works with guidance unchanged.
 /// </summary>
-public sealed class ClassifierFreeGuidance : IDenoiser
+public sealed class ClassifierFreeGuidance : IDenoiser, ISigmaDenoiser
 {
     private readonly IConditionalDenoiser _inner;
-    private readonly NoiseSchedule _schedule;
     private readonly Tensor _classes;
     private readonly double _scale;
 
     /// <summary>Guides <paramref name="inner"/> towards <paramref name="classes"/> [B] with scale <paramref name="scale"/>.</summary>
-    public ClassifierFreeGuidance(IConditionalDenoiser inner, NoiseSchedule schedule, Tensor classes, double scale)
+    public ClassifierFreeGuidance(IConditionalDenoiser inner, Tensor classes, double scale)
     {
         if (double.IsNaN(scale) || scale < 0) throw new DiffuseException($"the guidance scale must be zero or positive (got {scale}).");
         _inner = inner;
-        _schedule = schedule;
         _classes = classes;
         _scale = scale;
     }
 
     /// <inheritdoc />
-    public DenoiserOutput Denoise(Tensor z, int timestep)
+    public DenoiserOutput Denoise(Tensor z, int timestep) =>
+        Guide(z, (input, labels) => _inner.Denoise(input, timestep, labels));
+
+    /// <inheritdoc />
+    public DenoiserOutput DenoiseAtSigma(Tensor z, double sigma) =>
+        Guide(z, (input, labels) => _inner.DenoiseAtSigma(input, sigma, labels));
+
+    private DenoiserOutput Guide(Tensor z, Func<Tensor, Tensor?, DenoiserOutput> denoise)
     {
-        if (_scale == 0) return _inner.Denoise(z, timestep, null);
-        if (_scale == 1) return _inner.Denoise(z, timestep, _classes);
+        if (_scale == 0) return denoise(z, null);
+        if (_scale == 1) return denoise(z, _classes);
         using var scope = NewDisposeScope();
         // One batched call for both branches: rows [0, B) conditional, [B, 2B) unconditional (label −1).
         long b = z.shape[0];
         var labels = cat(new[] { _classes, full(b, -1L, dtype: ScalarType.Int64) });
-        var both = _inner.Denoise(cat(new[] { z, z }), timestep, labels);
+        var both = denoise(cat(new[] { z, z }), labels);
         var epsCond = both.Eps.narrow(0, 0, b);
         var epsUncond = both.Eps.narrow(0, b, b);
         var eps = epsUncond + _scale * (epsCond - epsUncond);
-        var alphaBar = tensor(_schedule.AlphaBar(timestep), dtype: z.dtype);
-        var (x0, _) = PredictionConversion.ToX0AndEps(Prediction.Epsilon, eps, z, alphaBar);
+        // For a fixed z, x̂0 is an affine function of ε̂ with slope −√(1 − ᾱ)/√ᾱ, so the same combination of the x0
+        // estimates is the x0 of the guided ε; it stays defined at ᾱ = 0 (zero terminal SNR), where ε cannot give x0.
+        var x0Uncond = both.X0.narrow(0, b, b);
+        var x0 = x0Uncond + _scale * (both.X0.narrow(0, 0, b) - x0Uncond);
         return new DenoiserOutput(x0.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope());
     }
 }

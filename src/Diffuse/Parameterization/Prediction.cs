@@ -1,3 +1,4 @@
+using Diffuse.Schedules;
 using static TorchSharp.torch;
 
 namespace Diffuse.Parameterization;
@@ -44,6 +45,21 @@ public static class PredictionConversion
         };
         return (x0.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope());
     }
+
+    /// <summary>
+    /// Throws a <see cref="DiffuseException"/> when <paramref name="prediction"/> cannot give x0 at every timestep of a
+    /// schedule: under zero terminal SNR (ᾱ_T = 0, Lin et al. 2023) the last step is pure noise, z_T = ε, so an
+    /// ε-prediction carries no information about x0 and x0 = (z − √(1 − ᾱ)·ε)/√ᾱ divides by zero.
+    /// </summary>
+    public static void RequireCompatible(Prediction prediction, bool zeroTerminalSnr)
+    {
+        if (zeroTerminalSnr && prediction == Prediction.Epsilon)
+            throw new DiffuseException("zero terminal SNR cannot be used with ε-prediction: at the last timestep z = ε, so predicting ε says nothing about x0. Use v-prediction (Lin et al. 2023) or x0-prediction.");
+    }
+
+    /// <summary>The check of <see cref="RequireCompatible(Prediction, bool)"/> for a built schedule.</summary>
+    public static void RequireCompatible(Prediction prediction, NoiseSchedule schedule) =>
+        RequireCompatible(prediction, schedule.HasZeroTerminalSnr);
 
     /// <summary>ε implied by an x0 estimate at noisy input z: (z − √ᾱ·x0)/√(1 − ᾱ).</summary>
     public static Tensor EpsFromX0(Tensor x0, Tensor z, Tensor alphaBar) => (z - alphaBar.sqrt() * x0) / (1 - alphaBar).sqrt();

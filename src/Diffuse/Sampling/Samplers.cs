@@ -14,6 +14,49 @@ public enum SamplerKind
     Ddpm,
     /// <summary>DDIM with stochasticity η (Song et al. 2021, eq. 12); η = 0 is deterministic.</summary>
     Ddim,
+    /// <summary>Euler on the probability-flow ODE in σ-space (Karras et al. 2022, Algorithm 2 without the correction); see <see cref="SigmaSamplers.Euler"/>.</summary>
+    Euler,
+    /// <summary>Heun's second-order method (Karras et al. 2022, Algorithms 1–2); see <see cref="SigmaSamplers.Heun"/>.</summary>
+    Heun,
+    /// <summary>The ancestral (DDPM) step in σ-space; see <see cref="SigmaSamplers.EulerAncestral"/>.</summary>
+    EulerAncestral,
+    /// <summary>DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2); see <see cref="SigmaSamplers.DpmSolver2M"/>.</summary>
+    DpmSolver2M,
+    /// <summary>Third-order multistep DPM-Solver++ (Lu et al. 2022); see <see cref="SigmaSamplers.DpmSolver3M"/>.</summary>
+    DpmSolver3M,
+    /// <summary>SDE-DPM-Solver++(2M) (Lu et al. 2022); see <see cref="SigmaSamplers.DpmSolver2MSde"/>.</summary>
+    DpmSolver2MSde,
+    /// <summary>UniPC with B(h) = e^h − 1, order 2 (Zhao et al. 2023); see <see cref="SigmaSamplers.UniPc"/>.</summary>
+    UniPc,
+}
+
+/// <summary>The names of the samplers on the command line and in reports.</summary>
+public static class SamplerNames
+{
+    private static readonly (SamplerKind Kind, string Name)[] Table =
+    {
+        (SamplerKind.Ddpm, "ddpm"), (SamplerKind.Ddim, "ddim"), (SamplerKind.Euler, "euler"), (SamplerKind.Heun, "heun"),
+        (SamplerKind.EulerAncestral, "euler-ancestral"), (SamplerKind.DpmSolver2M, "dpm++2m"),
+        (SamplerKind.DpmSolver3M, "dpm++3m"), (SamplerKind.DpmSolver2MSde, "dpm++2m-sde"), (SamplerKind.UniPc, "unipc"),
+    };
+
+    /// <summary>Every name, in the order of <see cref="SamplerKind"/>.</summary>
+    public static IReadOnlyList<string> All { get; } = Table.Select(e => e.Name).ToArray();
+
+    /// <summary>The name of <paramref name="kind"/> (e.g. "dpm++2m").</summary>
+    public static string Name(SamplerKind kind) => Table.First(e => e.Kind == kind).Name;
+
+    /// <summary>The sampler called <paramref name="name"/> (case-insensitive); throws a <see cref="DiffuseException"/> listing the names otherwise.</summary>
+    public static SamplerKind Parse(string name, string option = "--sampler")
+    {
+        string key = name.Trim();
+        foreach (var (kind, candidate) in Table)
+            if (string.Equals(candidate, key, StringComparison.OrdinalIgnoreCase)) return kind;
+        throw new DiffuseException($"{option} must be one of {string.Join(", ", All)} (got '{name}').");
+    }
+
+    /// <summary>Whether <paramref name="kind"/> steps on noise levels σ (every sampler except DDPM and DDIM, which step on trained timesteps).</summary>
+    public static bool UsesNoiseLevels(SamplerKind kind) => kind is not (SamplerKind.Ddpm or SamplerKind.Ddim);
 }
 
 /// <summary>The variance σ_t² of DDPM's reverse steps (Ho et al. 2020, §3.2).</summary>
@@ -27,12 +70,16 @@ public enum DdpmVariance
 
 /// <summary>Options shared by the samplers; every default is defined here once.</summary>
 /// <param name="Kind">The algorithm.</param>
-/// <param name="Steps">Number of steps; 0 means every trained timestep.</param>
-/// <param name="Spacing">How the subsequence of timesteps is chosen.</param>
+/// <param name="Steps">Number of steps; 0 means as many as there are trained timesteps.</param>
+/// <param name="Spacing">How the subsequence of timesteps is chosen (also the σ-space samplers' levels when <paramref name="Sigmas"/> is <see cref="NoiseLevelSpacing.Timesteps"/>).</param>
 /// <param name="Eta">DDIM's η: 0 is deterministic, 1 matches DDPM's posterior variance.</param>
 /// <param name="Variance">DDPM's reverse variance.</param>
 /// <param name="ClipX0">When set, clamps the x0 estimate to [−ClipX0, ClipX0] at every step (and recomputes ε).</param>
 /// <param name="TimestepList">An explicit list of timestep indices, overriding Steps and Spacing.</param>
+/// <param name="Sigmas">How the σ-space samplers choose their noise levels.</param>
+/// <param name="SigmaList">An explicit decreasing list of noise levels for the σ-space samplers (a final 0 is added when missing), overriding Steps and Sigmas.</param>
+/// <param name="Rho">ρ of the Karras spacing.</param>
+/// <param name="Churn">Stochastic churn for the Euler and Heun samplers (off when null).</param>
 public sealed record SamplerOptions(
     SamplerKind Kind = SamplerKind.Ddpm,
     int Steps = 0,
@@ -40,32 +87,88 @@ public sealed record SamplerOptions(
     double Eta = 0.0,
     DdpmVariance Variance = DdpmVariance.Small,
     double? ClipX0 = null,
-    int[]? TimestepList = null)
+    int[]? TimestepList = null,
+    NoiseLevelSpacing Sigmas = NoiseLevelSpacing.Timesteps,
+    double[]? SigmaList = null,
+    double Rho = 7,
+    StochasticChurn? Churn = null)
 {
     /// <summary>The decreasing timestep indices this configuration visits for a schedule of <paramref name="trained"/> steps.</summary>
     public int[] ResolveTimesteps(int trained) =>
         TimestepList is { } list ? Timesteps.Validate(list, trained) : Timesteps.Select(trained, Steps, Spacing);
 
-    /// <summary>Throws a <see cref="DiffuseException"/> naming the first invalid option.</summary>
+    /// <summary>
+    /// The decreasing noise levels σ_0 &gt; … &gt; σ_N = 0 a σ-space sampler visits under <paramref name="schedule"/>:
+    /// <see cref="SigmaList"/>, else the levels of <see cref="Sigmas"/> for <see cref="Steps"/> steps (0: T steps).
+    /// </summary>
+    public double[] ResolveSigmas(NoiseSchedule schedule)
+    {
+        double[] sigmas;
+        if (SigmaList is { } list) sigmas = NoiseLevels.Validate(list);
+        else
+        {
+            int steps = Steps == 0 ? schedule.Timesteps : Steps;
+            sigmas = Sigmas switch
+            {
+                NoiseLevelSpacing.Timesteps => NoiseLevels.FromTimesteps(schedule, ResolveTimesteps(schedule.Timesteps)),
+                NoiseLevelSpacing.Karras => NoiseLevels.Karras(schedule, steps, Rho),
+                NoiseLevelSpacing.LogSnr => NoiseLevels.LogSnr(schedule, steps),
+                _ => throw new ArgumentOutOfRangeException(nameof(Sigmas)),
+            };
+        }
+        if (double.IsPositiveInfinity(sigmas[0]) && !schedule.HasZeroTerminalSnr)
+            throw new DiffuseException("the noise levels start at ∞ (pure noise), which needs a schedule with zero terminal SNR.");
+        return sigmas;
+    }
+
+    /// <summary>The number of steps (and of step callbacks) this configuration makes under <paramref name="schedule"/>.</summary>
+    public int StepCount(NoiseSchedule schedule) =>
+        SamplerNames.UsesNoiseLevels(Kind) ? ResolveSigmas(schedule).Length - 1 : ResolveTimesteps(schedule.Timesteps).Length;
+
+    /// <summary>
+    /// The number of network evaluations (NFE) one sample costs under <paramref name="schedule"/>: one per step except
+    /// for Heun (see <see cref="SigmaSamplers.FunctionEvaluations"/>). Samplers are compared at equal NFE.
+    /// </summary>
+    public int FunctionEvaluations(NoiseSchedule schedule) =>
+        SamplerNames.UsesNoiseLevels(Kind) ? SigmaSamplers.FunctionEvaluations(Kind, ResolveSigmas(schedule)) : StepCount(schedule);
+
+    /// <summary>Throws a <see cref="DiffuseException"/> naming the first invalid option or combination.</summary>
     public void Validate()
     {
         if (Steps < 0) throw new DiffuseException($"--steps must be positive (got {Steps}).");
         if (Eta < 0 || double.IsNaN(Eta)) throw new DiffuseException($"--eta must be zero or positive (got {Eta}).");
         if (ClipX0 is { } c && !(c > 0)) throw new DiffuseException($"the x0 clip range must be positive (got {c}).");
+        if (!(Rho > 0) || double.IsInfinity(Rho)) throw new DiffuseException($"--rho must be positive (got {Rho}).");
+        string name = SamplerNames.Name(Kind);
+        if (Eta != 0 && Kind != SamplerKind.Ddim) throw new DiffuseException($"--eta applies to ddim only, not to {name}.");
+        if (TimestepList is not null && SigmaList is not null) throw new DiffuseException("give either a timestep list or a noise-level list, not both.");
+        if (!SamplerNames.UsesNoiseLevels(Kind) && (Sigmas != NoiseLevelSpacing.Timesteps || SigmaList is not null))
+            throw new DiffuseException($"{name} steps on trained timesteps: choose them with --spacing; --sigmas karras, logsnr or a list need a σ-space sampler ({string.Join(", ", SamplerNames.All.Where(n => n is not ("ddpm" or "ddim")))}).");
+        if (SigmaList is not null && Sigmas != NoiseLevelSpacing.Timesteps)
+            throw new DiffuseException("give either a noise-level spacing or a noise-level list, not both.");
+        if (Churn is not null)
+        {
+            if (Kind is not (SamplerKind.Euler or SamplerKind.Heun)) throw new DiffuseException($"stochastic churn applies to euler and heun, not to {name}.");
+            Churn.Validate();
+        }
+        if (SigmaList is not null) NoiseLevels.Validate(SigmaList);
     }
 }
 
 /// <summary>What a sampler reports after each step. Tensors are valid only during the callback: copy what you keep.</summary>
 /// <param name="Step">Steps done so far (1 … Count).</param>
 /// <param name="Count">Total number of steps.</param>
-/// <param name="Timestep">The timestep index just left.</param>
-/// <param name="Z">The state after the step.</param>
+/// <param name="Timestep">The timestep index just left (for σ-space samplers the trained timestep nearest to <paramref name="Sigma"/>, or −1 when no schedule is known).</param>
+/// <param name="Z">The state after the step, in the variance-preserving scale z = x/√(1 + σ²) (equal to x at the end).</param>
 /// <param name="X0">The denoiser's x0 estimate at this step.</param>
-public sealed record SamplerStep(int Step, int Count, int Timestep, Tensor Z, Tensor X0);
+/// <param name="Sigma">The noise level just left.</param>
+public sealed record SamplerStep(int Step, int Count, int Timestep, Tensor Z, Tensor X0, double Sigma);
 
 /// <summary>
-/// Stateless samplers for discrete-time variance-preserving diffusion. Sample i depends only on (seed, i): its initial
-/// noise and every step's noise come from <see cref="SeededNoise"/> keyed by the sample index, never from the batch.
+/// The single entry point of every sampler: DDPM and DDIM step on trained timesteps of the variance-preserving process,
+/// the others (<see cref="SigmaSamplers"/>) on noise levels σ through the same denoiser (<see cref="SigmaDenoiser.From"/>).
+/// All are stateless. Sample i depends only on (seed, i): its initial noise and every step's noise come from
+/// <see cref="SeededNoise"/> keyed by the sample index, never from the batch.
 /// </summary>
 public static class Sampler
 {
@@ -97,11 +200,20 @@ public static class Sampler
 
     /// <summary>
     /// Runs one batch: DDPM ancestral steps (Ho et al. 2020, Algorithm 2, generalised to a subsequence of timesteps as in
-    /// Nichol and Dhariwal 2021, §4) or DDIM steps (Song et al. 2021, eq. 12).
+    /// Nichol and Dhariwal 2021, §4), DDIM steps (Song et al. 2021, eq. 12), or a σ-space sampler of
+    /// <see cref="SigmaSamplers"/> on <see cref="SamplerOptions.ResolveSigmas"/>.
     /// </summary>
     public static Tensor SampleBatch(IDenoiser denoiser, NoiseSchedule schedule, long[] sampleShape, long first, int size,
         ulong seed, SamplerOptions options, Action<SamplerStep>? onStep = null)
     {
+        if (SamplerNames.UsesNoiseLevels(options.Kind))
+        {
+            double[] sigmas = options.ResolveSigmas(schedule);
+            using var initial = SeededNoise.Normal(seed, 0, first, size, sampleShape);
+            Action<SamplerStep>? report = onStep is null ? null : step =>
+                onStep(step with { Timestep = (int)Math.Round(schedule.TimestepOfSigma(step.Sigma), MidpointRounding.AwayFromZero) });
+            return SigmaSamplers.Run(options.Kind, SigmaDenoiser.From(denoiser, schedule), initial, sigmas, new StepNoise(seed, first), options, report);
+        }
         int[] timesteps = options.ResolveTimesteps(schedule.Timesteps);
         using var noGrad = no_grad();
         // Stream 0 is the initial noise; stream k + 1 the noise of step k.
@@ -122,9 +234,9 @@ public static class Sampler
             {
                 SamplerKind.Ddpm => DdpmStep(z, x0, alphaBar, alphaBarPrev, options.Variance, () => SeededNoise.Normal(seed, (ulong)k + 1, first, size, sampleShape)),
                 SamplerKind.Ddim => DdimStep(x0, eps, alphaBar, alphaBarPrev, options.Eta, () => SeededNoise.Normal(seed, (ulong)k + 1, first, size, sampleShape)),
-                _ => throw new ArgumentOutOfRangeException(nameof(options)),
+                _ => throw new DiffuseException($"{options.Kind} is not a timestep sampler."),
             };
-            onStep?.Invoke(new SamplerStep(k + 1, timesteps.Length, n, next, x0));
+            onStep?.Invoke(new SamplerStep(k + 1, timesteps.Length, n, next, x0, schedule.Sigma(n)));
             var old = z;
             z = next.MoveToOuterDisposeScope();
             old.Dispose();

@@ -21,22 +21,26 @@ public enum ScheduleKind
 /// </summary>
 public sealed class NoiseSchedule
 {
-    private NoiseSchedule(ScheduleKind kind, double[] betas)
+    private NoiseSchedule(ScheduleKind kind, double[] betas, bool zeroTerminalSnr = false)
     {
         if (betas.Length == 0) throw new DiffuseException("a noise schedule needs at least one timestep.");
         for (int n = 0; n < betas.Length; n++)
         {
-            if (!(betas[n] > 0 && betas[n] < 1))
+            // Only the zero-terminal-SNR rescaling may end in β_T = 1 (ᾱ_T = 0): it is built that way, never given.
+            bool terminalOne = zeroTerminalSnr && n == betas.Length - 1 && betas[n] == 1.0;
+            if (!(betas[n] > 0 && betas[n] < 1) && !terminalOne)
                 throw new DiffuseException($"β at timestep {n + 1} is {betas[n]}; every β must lie strictly between 0 and 1.");
         }
         Kind = kind;
         _betas = betas;
         _alphaBars = new double[betas.Length];
+        _logSigmas = new double[betas.Length];
         double product = 1;
         for (int n = 0; n < betas.Length; n++)
         {
             product *= 1 - betas[n];
             _alphaBars[n] = product;
+            _logSigmas[n] = 0.5 * (Math.Log(1 - product) - Math.Log(product));
         }
     }
 
@@ -48,6 +52,7 @@ public sealed class NoiseSchedule
 
     private readonly double[] _betas;
     private readonly double[] _alphaBars;
+    private readonly double[] _logSigmas;     // log σ_n, increasing in n; +∞ at the last index under zero terminal SNR
 
     /// <summary>β_t at index t − 1: the variance added by forward step t.</summary>
     public IReadOnlyList<double> Betas => _betas;
@@ -64,14 +69,72 @@ public sealed class NoiseSchedule
     /// <summary>Log signal-to-noise ratio at timestep index n.</summary>
     public double LogSnr(int n) => Math.Log(_alphaBars[n]) - Math.Log(1 - _alphaBars[n]);
 
-    /// <summary>Noise level σ = √((1 − ᾱ)/ᾱ) at timestep index n.</summary>
+    /// <summary>Noise level σ = √((1 − ᾱ)/ᾱ) at timestep index n (+∞ where ᾱ = 0).</summary>
     public double Sigma(int n) => Math.Sqrt((1 - _alphaBars[n]) / _alphaBars[n]);
+
+    /// <summary>Whether ᾱ_T = 0 exactly (Lin et al. 2023): the last timestep is pure noise and σ_max is infinite.</summary>
+    public bool HasZeroTerminalSnr => _alphaBars[^1] == 0;
+
+    /// <summary>
+    /// The fractional timestep index whose noise level is <paramref name="sigma"/>: log σ is interpolated linearly between
+    /// neighbouring trained timesteps (k-diffusion's map from a discrete schedule to continuous noise levels), so a
+    /// trained σ_n maps to exactly n. Levels outside the trained range clamp to 0
+    /// or T − 1; under zero terminal SNR every finite σ above the largest finite trained level maps to T − 2, and
+    /// σ = +∞ to T − 1.
+    /// </summary>
+    public double TimestepOfSigma(double sigma)
+    {
+        if (double.IsNaN(sigma)) throw new ArgumentException("σ is NaN", nameof(sigma));
+        double logSigma = Math.Log(sigma);
+        int found = Array.BinarySearch(_logSigmas, logSigma);
+        if (found >= 0) return found;
+        int above = ~found;
+        if (above == 0) return 0;
+        if (above == _logSigmas.Length) return _logSigmas.Length - 1;
+        int below = above - 1;
+        if (double.IsPositiveInfinity(_logSigmas[above])) return below;
+        return below + (logSigma - _logSigmas[below]) / (_logSigmas[above] - _logSigmas[below]);
+    }
+
+    /// <summary>The noise level at a fractional timestep index (the inverse of <see cref="TimestepOfSigma"/>), clamped to [0, T − 1].</summary>
+    public double SigmaOfTimestep(double timestep)
+    {
+        double t = Math.Clamp(timestep, 0, _logSigmas.Length - 1);
+        int below = (int)Math.Floor(t);
+        double fraction = t - below;
+        if (fraction == 0) return Sigma(below);
+        return Math.Exp(_logSigmas[below] + fraction * (_logSigmas[below + 1] - _logSigmas[below]));
+    }
+
+    /// <summary>ᾱ = 1/(1 + σ²) of a noise level σ (0 at σ = +∞); the inverse of σ = √((1 − ᾱ)/ᾱ).</summary>
+    public static double AlphaBarOfSigma(double sigma) => 1 / (1 + sigma * sigma);
+
+    /// <summary>
+    /// The same process with β rescaled to zero terminal SNR (Lin et al. 2023, Algorithm 1): √ᾱ is shifted so that
+    /// √ᾱ_T = 0 and scaled so that √ᾱ_1 is unchanged, √ᾱ'_t = (√ᾱ_t − √ᾱ_T)·√ᾱ_1/(√ᾱ_1 − √ᾱ_T), then β'_t = 1 − ᾱ'_t/ᾱ'_{t−1}
+    /// (so β'_T = 1). The last step is then pure noise; ε-prediction cannot recover x0 there and is rejected.
+    /// </summary>
+    public NoiseSchedule WithZeroTerminalSnr()
+    {
+        int count = _betas.Length;
+        if (count < 2) throw new DiffuseException("zero terminal SNR needs at least two timesteps.");
+        double first = Math.Sqrt(_alphaBars[0]), last = Math.Sqrt(_alphaBars[^1]);
+        var rescaled = new double[count];
+        for (int n = 0; n < count; n++)
+        {
+            double sqrtAlphaBar = (Math.Sqrt(_alphaBars[n]) - last) * first / (first - last);
+            rescaled[n] = sqrtAlphaBar * sqrtAlphaBar;
+        }
+        var betas = new double[count];
+        for (int n = 0; n < count; n++) betas[n] = 1 - (n == 0 ? rescaled[0] : rescaled[n] / rescaled[n - 1]);
+        return new NoiseSchedule(Kind, betas, zeroTerminalSnr: true);
+    }
 
     /// <summary>Builds the schedule a <see cref="ScheduleConfig"/> describes.</summary>
     public static NoiseSchedule Create(ScheduleConfig config)
     {
         config.Validate();
-        return config.Kind switch
+        var schedule = config.Kind switch
         {
             ScheduleKind.Linear => Linear(config.Timesteps),
             ScheduleKind.Cosine => Cosine(config.Timesteps),
@@ -79,6 +142,7 @@ public sealed class NoiseSchedule
             ScheduleKind.Custom => FromBetas(config.Betas!),
             _ => throw new DiffuseException($"unknown schedule kind {config.Kind}."),
         };
+        return config.ZeroTerminalSnr ? schedule.WithZeroTerminalSnr() : schedule;
     }
 
     /// <summary>

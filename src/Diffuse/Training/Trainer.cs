@@ -96,6 +96,7 @@ public sealed class Trainer : IDisposable
         schedule ??= new ScheduleConfig();
         training.Validate();
         schedule.Validate();
+        PredictionConversion.RequireCompatible(prediction, schedule.ZeroTerminalSnr);
         if (data.dim() != 2) throw new DiffuseException($"training data must be a table [rows, columns]; got shape [{string.Join(", ", data.shape)}].");
         int rows = (int)data.shape[0], dims = (int)data.shape[1];
         if (rows < 2) throw new DiffuseException($"training needs at least two rows of data; {source} has {rows}.");

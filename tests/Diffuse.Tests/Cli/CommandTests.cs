@@ -48,6 +48,10 @@ public class CommandTests
         Assert.Equal(25, table.Rows);
         Assert.Equal(new[] { "x", "y" }, table.Columns);
 
+        var karras = Run("sample", "--model", model, "--count", "25", "--out", csv, "--sampler", "dpm++2m", "--sigmas", "karras", "--steps", "10");
+        Assert.True(karras.Code == 0, karras.Err);
+        Assert.Equal(25, Diffuse.Data.CsvTable.Load(csv).Rows);
+
         string png = Path.Combine(dir.Path, "s.png");
         Assert.Equal(0, Run("sample", "--model", model, "--count", "25", "--out", png, "--steps", "5").Code);
         Assert.True(new FileInfo(png).Length > 1000);
@@ -119,6 +123,7 @@ public class CommandTests
         AssertUserError(Run("train", "--data", "moons", "--out", "x", "--prediction", "score"), "--prediction", "epsilon, x0, v");
         AssertUserError(Run("train", "--data", "moons", "--out", "x", "--steps", "0"), "--steps");
         AssertUserError(Run("train", "--data", "moons", "--out", "x", "--threads", "0"), "--threads");
+        AssertUserError(Run("train", "--data", "moons", "--out", "x", "--zero-terminal-snr"), "zero terminal SNR", "v-prediction");
     }
 
     [Fact]
@@ -129,7 +134,10 @@ public class CommandTests
         AssertUserError(Run("sample", "--model", dir.Path, "--out", "x.csv"), "no config.json");
         string model = TrainTiny(dir);
         AssertUserError(Run("sample", "--model", model, "--out", "x.txt"), ".csv or .png");
-        AssertUserError(Run("sample", "--model", model, "--out", "x.csv", "--sampler", "euler"), "--sampler", "ddpm, ddim");
+        AssertUserError(Run("sample", "--model", model, "--out", "x.csv", "--sampler", "lms"), "--sampler", "ddpm, ddim, euler, heun");
+        AssertUserError(Run("sample", "--model", model, "--out", "x.csv", "--sampler", "ddim", "--sigmas", "karras"), "--sigmas", "--spacing");
+        AssertUserError(Run("sample", "--model", model, "--out", "x.csv", "--sampler", "euler", "--sigmas", "3,5"), "decrease");
+        AssertUserError(Run("sample", "--model", model, "--out", "x.csv", "--sampler", "dpm++2m", "--s-churn", "10"), "churn", "euler and heun");
         AssertUserError(Run("sample", "--model", model, "--out", "x.csv", "--eta", "-1"), "--eta");
         AssertUserError(Run("eval", "--model", model, "--data", "rings"), "trained on 'moons'");
         string csv = Path.Combine(dir.Path, "three.csv");

@@ -22,11 +22,18 @@ public class GuidanceTests
         var mixture = Mixture();
         var uncond = mixture.Denoise(z, timestep, null);
         var cond = mixture.Denoise(z, timestep, classes);
-        Assert.True(new ClassifierFreeGuidance(mixture, Schedule, classes, 0).Denoise(z, timestep).Eps.allclose(uncond.Eps));
-        Assert.True(new ClassifierFreeGuidance(mixture, Schedule, classes, 1).Denoise(z, timestep).Eps.allclose(cond.Eps));
+        Assert.True(new ClassifierFreeGuidance(mixture, classes, 0).Denoise(z, timestep).Eps.allclose(uncond.Eps));
+        Assert.True(new ClassifierFreeGuidance(mixture, classes, 1).Denoise(z, timestep).Eps.allclose(cond.Eps));
         // w = 3: ε̃ = ε_u + 3(ε_c − ε_u), computed by the batched path.
-        var guided = new ClassifierFreeGuidance(mixture, Schedule, classes, 3).Denoise(z, timestep);
+        var guided = new ClassifierFreeGuidance(mixture, classes, 3).Denoise(z, timestep);
         Assert.True(guided.Eps.allclose(uncond.Eps + 3 * (cond.Eps - uncond.Eps), rtol: 1e-5, atol: 1e-5));
+        // The guided x0 is the x0 implied by the guided ε.
+        var alphaBar = tensor(Schedule.AlphaBar(timestep), dtype: ScalarType.Float32);
+        Assert.True(guided.X0.allclose(Diffuse.Parameterization.PredictionConversion.ToX0AndEps(Diffuse.Parameterization.Prediction.Epsilon, guided.Eps, z, alphaBar).X0, rtol: 1e-4, atol: 1e-4));
+        // And at the same noise level in σ-space the decorator gives the same answer.
+        double sigma = Schedule.Sigma(timestep);
+        var atSigma = new ClassifierFreeGuidance(mixture, classes, 3).DenoiseAtSigma(z, sigma);
+        Assert.True(atSigma.Eps.allclose(guided.Eps, rtol: 1e-4, atol: 1e-4));
     }
 
     [Fact]
@@ -35,7 +42,7 @@ public class GuidanceTests
         using var scope = NewDisposeScope();
         var mixture = Mixture();
         var classes = tensor(Enumerable.Range(0, 400).Select(i => (long)(i % 2)).ToArray());
-        var guided = new ClassifierFreeGuidance(mixture, Schedule, classes, 1);
+        var guided = new ClassifierFreeGuidance(mixture, classes, 1);
         var x = Sampler.Generate(guided, Schedule, new long[] { 2 }, 400, 4, new SamplerOptions(SamplerKind.Ddim, 50), batchSize: 400);
         var wantRight = classes.eq(1);
         var isRight = x.select(1, 0) > 0;

@@ -50,6 +50,28 @@ public class ScheduleTests
         Assert.Equal(0.9 * 0.8, s.AlphaBar(1), 12);
     }
 
+    [Theory]
+    [InlineData(ScheduleKind.Linear)]
+    [InlineData(ScheduleKind.Cosine)]
+    [InlineData(ScheduleKind.Sigmoid)]
+    public void ZeroTerminalSnrShiftsAndScalesTheSquareRootOfAlphaBar(ScheduleKind kind)
+    {
+        // Lin et al. 2023, Algorithm 1: √ᾱ' is an affine function of √ᾱ with √ᾱ'_1 = √ᾱ_1 and √ᾱ'_T = 0.
+        var original = NoiseSchedule.Create(new ScheduleConfig(kind, 1000));
+        var rescaled = NoiseSchedule.Create(new ScheduleConfig(kind, 1000, ZeroTerminalSnr: true));
+        double first = Math.Sqrt(original.AlphaBar(0)), last = Math.Sqrt(original.AlphaBar(999));
+        Assert.Equal(0.0, rescaled.AlphaBar(999));
+        Assert.Equal(original.AlphaBar(0), rescaled.AlphaBar(0), 14);
+        for (int n = 0; n < 1000; n++)
+        {
+            double expected = (Math.Sqrt(original.AlphaBar(n)) - last) * first / (first - last);
+            Assert.Equal(expected, Math.Sqrt(rescaled.AlphaBar(n)), 12);
+            if (n > 0) Assert.True(rescaled.AlphaBar(n) < rescaled.AlphaBar(n - 1));
+        }
+        Assert.Equal(0.0, rescaled.Snr(999));
+        Assert.Equal(kind, rescaled.Kind);
+    }
+
     [Fact]
     public void ForwardMarginalsMatchTheClosedForm()
     {
