@@ -28,8 +28,8 @@ public sealed class DemoSettings : CommonSettings
 
     /// <summary>Steps.</summary>
     [CommandOption("--steps <N>")]
-    [Description("Training steps (default 3000, about a minute on 2 cores).")]
-    public int Steps { get; init; } = 3000;
+    [Description("Training steps (default 4000, about a minute on 2 cores).")]
+    public int Steps { get; init; } = 4000;
 
     /// <summary>Count.</summary>
     [CommandOption("--count <N>")]

@@ -33,7 +33,7 @@ public sealed class TrainSettings : CommonSettings
 
     /// <summary>Learning rate.</summary>
     [CommandOption("--lr <LR>")]
-    [Description("Peak AdamW learning rate (default 0.002), with warm-up then cosine decay.")]
+    [Description("Peak AdamW learning rate (default 0.003), with warm-up then cosine decay.")]
     public double? LearningRate { get; init; }
 
     /// <summary>Schedule.</summary>

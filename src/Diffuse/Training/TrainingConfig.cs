@@ -14,7 +14,7 @@ namespace Diffuse.Training;
 public sealed record TrainingConfig(
     int Steps = 4000,
     int BatchSize = 512,
-    double LearningRate = 2e-3,
+    double LearningRate = 3e-3,
     int WarmupSteps = 100,
     double WeightDecay = 0.0,
     double GradientClip = 1.0,
