@@ -217,7 +217,8 @@ public sealed unsafe class MpiCollective : ICollective
         if (_libraryVersion(buffer, &length) != 0 || length <= 0) return null;
         string text = Encoding.UTF8.GetString(buffer, Math.Min(length, capacity)).TrimEnd('\0');
         string first = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "";
-        first = string.Join(' ', first.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));   // "MPICH Version:\t4.0.2" → "MPICH Version: 4.0.2"
+        // "MPICH Version:\t4.0.2" → "MPICH Version: 4.0.2"; "Open MPI v4.1.4, package: Debian OpenMPI, …" → "Open MPI v4.1.4"
+        first = string.Join(' ', first.Split(',')[0].Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
         return first.Length == 0 ? null : first;
     }
 
