@@ -47,6 +47,7 @@ public sealed class MpiSelfTestCommand : Command<MpiSelfTestSettings>
     {
         if (settings.FailMode is not ("throw" or "kill")) throw new DiffuseException($"--fail-mode must be throw or kill (got '{settings.FailMode}').");
         int rank = CliContext.Collective.Rank;
+        ProbeNullReference();
         var lines = new List<string>();
         void BeforeTraining(Trainer trainer)
         {
@@ -67,4 +68,24 @@ public sealed class MpiSelfTestCommand : Command<MpiSelfTestSettings>
             AtomicFile.WriteAllText(Path.Combine(settings.Checksums, $"rank{rank}.txt"), string.Join('\n', lines) + "\n");
         return code;
     }
+
+    /// <summary>
+    /// .NET turns a null dereference (SIGSEGV) into an exception; an MPI library that installs its own handler for that
+    /// signal (UCX does, unless told not to) kills the process instead. Every self-test run checks it still works.
+    /// </summary>
+    private static void ProbeNullReference()
+    {
+        try
+        {
+            _ = Nothing()!.Length;
+        }
+        catch (NullReferenceException)
+        {
+            return;
+        }
+        throw new InvalidOperationException("a null dereference raised no NullReferenceException.");
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static string? Nothing() => null;
 }

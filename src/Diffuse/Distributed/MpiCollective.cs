@@ -7,9 +7,9 @@ namespace Diffuse.Distributed;
 /// <see cref="ICollective"/> over MPI_COMM_WORLD, through a thin binding of our own: the MPI library is opened at run
 /// time with <see cref="NativeLibrary"/> and its C functions are called through function pointers, so Diffuse needs no
 /// MPI at build time and none at all when it is not launched by <c>mpiexec</c>. Works with MPICH (and the libraries
-/// sharing its ABI, libmpi.so.12: Intel MPI, MVAPICH) and with Open MPI (libmpi.so.40). Create it once per process, on
-/// the thread that will make every call (MPI_THREAD_FUNNELED), and dispose it at the end of a successful run
-/// (MPI_Finalize); after a failure call <see cref="Abort"/> instead.
+/// sharing its ABI, libmpi.so.12: Intel MPI, MVAPICH) and with Open MPI (libmpi.so.40). Create it once per process; make
+/// calls from one thread at a time (MPI_THREAD_SERIALIZED); dispose it at the end of a successful run (MPI_Finalize);
+/// after a failure call <see cref="Abort"/> instead.
 /// </summary>
 public sealed unsafe class MpiCollective : ICollective
 {
@@ -21,7 +21,7 @@ public sealed unsafe class MpiCollective : ICollective
     //   typedef int MPI_Comm;     #define MPI_COMM_WORLD ((MPI_Comm)0x44000000)
     //   typedef int MPI_Datatype; #define MPI_FLOAT ((MPI_Datatype)0x4c00040a), MPI_DOUBLE 0x4c00080b, MPI_BYTE 0x4c00010d
     //   typedef int MPI_Op;       #define MPI_SUM (MPI_Op)(0x58000003)
-    //   #define MPI_IN_PLACE (void *) -1        #define MPI_THREAD_FUNNELED 1        #define MPI_SUCCESS 0
+    //   #define MPI_IN_PLACE (void *) -1        #define MPI_THREAD_SERIALIZED 2      #define MPI_SUCCESS 0
     private const int MpichCommWorld = 0x44000000;
     private const int MpichFloat = 0x4c00040a;
     private const int MpichDouble = 0x4c00080b;
@@ -29,8 +29,9 @@ public sealed unsafe class MpiCollective : ICollective
     private const int MpichSum = 0x58000003;
     // Open MPI's handles are the addresses of exported globals (mpi.h: #define MPI_COMM_WORLD
     // OMPI_PREDEFINED_GLOBAL(MPI_Comm, ompi_mpi_comm_world), likewise ompi_mpi_float, ompi_mpi_double, ompi_mpi_byte,
-    // ompi_mpi_op_sum) and MPI_IN_PLACE is (void *) 1. MPI_THREAD_FUNNELED is 1 in both.
-    private const int ThreadFunneled = 1;
+    // ompi_mpi_op_sum) and MPI_IN_PLACE is (void *) 1. MPI_THREAD_SERIALIZED is 2 in both: calls may come from any
+    // thread (a command may run on a thread-pool thread), never from two at once.
+    private const int ThreadSerialized = 2;
     private static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(1);
 
     private readonly IntPtr _library;
@@ -64,6 +65,7 @@ public sealed unsafe class MpiCollective : ICollective
     public MpiCollective()
     {
         var candidates = LibraryCandidates(Environment.GetEnvironmentVariable);
+        KeepDotNetSignalHandlers();
         _library = Load(candidates);
         _openMpi = NativeLibrary.TryGetExport(_library, "ompi_mpi_comm_world", out var ompiWorld);
         _initThread = (delegate* unmanaged<int*, byte***, int, int*, int>)Export("MPI_Init_thread");
@@ -103,7 +105,7 @@ public sealed unsafe class MpiCollective : ICollective
         if (flag == 0)
         {
             int provided;
-            Check(_initThread(null, null, ThreadFunneled, &provided), "MPI_Init_thread");
+            Check(_initThread(null, null, ThreadSerialized, &provided), "MPI_Init_thread");
             _initialisedHere = true;
         }
         int rank, size;
@@ -192,6 +194,23 @@ public sealed unsafe class MpiCollective : ICollective
         int flag;
         if (_finalized(&flag) == 0 && flag == 0) Check(_finalize(), "MPI_Finalize");
     }
+
+    /// <summary>
+    /// Debian's MPICH runs over UCX, which by default replaces the handlers of SIGSEGV, SIGBUS, SIGFPE and SIGILL when it
+    /// is loaded. .NET turns those signals into exceptions (a null reference is a SIGSEGV), so under UCX's handlers any
+    /// NullReferenceException killed the process with a UCX backtrace. An empty UCX_ERROR_SIGNALS keeps .NET's handlers;
+    /// it must be in the native environment (setenv: <see cref="Environment.SetEnvironmentVariable(string, string)"/>
+    /// does not reach it) before the library loads. A value set by the user is kept.
+    /// </summary>
+    private static void KeepDotNetSignalHandlers()
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return;
+        try { _ = SetEnvironment("UCX_ERROR_SIGNALS", "", 0); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+    }
+
+    [DllImport("libc", EntryPoint = "setenv", CharSet = CharSet.Ansi)]
+    private static extern int SetEnvironment(string name, string value, int overwrite);
 
     private static IntPtr Load(IReadOnlyList<string> candidates)
     {
