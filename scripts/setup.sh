@@ -24,3 +24,35 @@ diffuse_packages="${NUGET_PACKAGES:-$HOME/.nuget/packages}"
 if [ ! -d "$diffuse_packages/libtorch-cpu-linux-x64/2.10.0" ] && [ "$(uname -s)" = "Linux" ]; then
   diffuse_say "first run: restoring NuGet packages (TorchSharp 0.107.0, libtorch 2.10 CPU, ~650 MB) into $diffuse_packages"
 fi
+
+# MPI for data-parallel training (mpiexec -n N diffuse train …) and its tests. Called by ./test, not by ./diffuse: a
+# single process needs no MPI. Installs MPICH from the distribution when it is missing (root only); otherwise says what
+# to run. Diffuse loads libmpich.so.12 at run time, so the development package (libmpich-dev) is not needed.
+diffuse_has_libmpich() {
+  local cache
+  cache="$(/sbin/ldconfig -p 2>/dev/null || ldconfig -p 2>/dev/null || true)"
+  case "$cache" in *"libmpich.so.12 "*) return 0 ;; esac
+  for dir in /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib64 /usr/lib /usr/local/lib; do
+    [ -e "$dir/libmpich.so.12" ] && return 0
+  done
+  return 1
+}
+diffuse_ensure_mpi() {
+  if command -v mpiexec >/dev/null 2>&1 && diffuse_has_libmpich; then return 0; fi
+  if [ "$(uname -s)" != "Linux" ] || ! command -v apt-get >/dev/null 2>&1; then
+    diffuse_say "MPI (MPICH) is needed for the multi-process training tests and was not found; install MPICH with your system's package manager."
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    diffuse_say "MPI (MPICH) is needed for the multi-process training tests and was not found. Install it with:"
+    diffuse_say "  sudo apt-get update && sudo apt-get install -y mpich"
+    return 0
+  fi
+  diffuse_say "installing MPICH (Debian/Ubuntu package 'mpich': mpiexec and libmpich.so.12) for multi-process training: apt-get install -y mpich"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q mpich >&2; then
+    diffuse_say "refreshing the package lists (apt-get update) and trying again"
+    apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q mpich >&2 \
+      || { diffuse_say "could not install MPICH; the multi-process tests will fail until 'apt-get install -y mpich' works."; return 0; }
+  fi
+  diffuse_say "installed MPICH: $(command -v mpiexec)"
+}

@@ -1,4 +1,5 @@
 using Diffuse.Cli.Commands;
+using Diffuse.Distributed;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -7,18 +8,48 @@ namespace Diffuse.Cli;
 /// <summary>The <c>diffuse</c> command: a thin layer over the Diffuse library.</summary>
 public static class Program
 {
-    /// <summary>Entry point.</summary>
-    public static int Main(string[] args) => Run(args, Console.Out, Console.Error, interactive: !Console.IsErrorRedirected);
+    /// <summary>
+    /// Entry point. Under <c>mpiexec</c> every process joins the MPI job; a process that fails prints its error and
+    /// ends the whole job (MPI_Abort) so that no rank waits forever; a successful one finalises MPI.
+    /// </summary>
+    public static int Main(string[] args)
+    {
+        ICollective collective;
+        try
+        {
+            collective = Collective.FromEnvironment();
+        }
+        catch (DiffuseException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+        int code = Run(args, Console.Out, Console.Error, interactive: !Console.IsErrorRedirected, collective);
+        if (code != 0 && collective.Size > 1)
+        {
+            Console.Out.Flush();
+            Console.Error.Flush();
+            collective.Abort(code);
+        }
+        collective.Dispose();
+        return code;
+    }
 
     /// <summary>
     /// Runs the command line in-process with the given writers (used by tests). User errors print one line
-    /// "error: …" on <paramref name="stderr"/> and return 1; malformed command lines return 2.
+    /// "error: …" on <paramref name="stderr"/> and return 1; malformed command lines return 2. With a
+    /// <paramref name="collective"/> of several processes only rank 0 writes to <paramref name="stdout"/> and shows
+    /// progress; any rank prints its own error, prefixed with "rank r of N:".
     /// </summary>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false, ICollective? collective = null)
     {
-        CliContext.Out = stdout;
-        CliContext.Err = stderr;
-        CliContext.Interactive = interactive;
+        collective ??= SingleProcessCollective.Instance;
+        bool quiet = collective.Rank != 0;
+        CliContext.Out = quiet ? TextWriter.Null : stdout;
+        CliContext.Err = quiet ? TextWriter.Null : stderr;
+        CliContext.Interactive = interactive && !quiet;
+        CliContext.Collective = collective;
+        string where = collective.Size > 1 ? $"rank {collective.Rank} of {collective.Size}: " : "";
         var app = new CommandApp();
         app.Configure(config =>
         {
@@ -26,7 +57,7 @@ public static class Program
             config.Settings.ApplicationVersion = Diffuse.Configuration.DiffusionModelConfig.CurrentLibraryVersion;
             config.Settings.Console = AnsiConsole.Create(new AnsiConsoleSettings
             {
-                Out = new AnsiConsoleOutput(stdout),
+                Out = new AnsiConsoleOutput(CliContext.Out),
                 Ansi = interactive ? AnsiSupport.Detect : AnsiSupport.No,
                 ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
                 Interactive = InteractionSupport.No,
@@ -54,6 +85,9 @@ public static class Program
                 .WithDescription("Measure a trained model: sample-quality metrics beside their noise floors, and the variational bound (--nll).")
                 .WithExample("eval", "--model", "runs/moons", "--data", "moons", "--nll")
                 .WithExample("eval", "--model", "runs/table", "--data", "table.csv", "--count", "2000");
+            config.AddCommand<MpiSelfTestCommand>("mpi-selftest")
+                .WithDescription("Internal: 'train' with per-step checksums, an early stop and injected failures, for the multi-process tests.")
+                .IsHidden();
         });
         try
         {
@@ -61,27 +95,27 @@ public static class Program
         }
         catch (DiffuseException e)
         {
-            stderr.WriteLine($"error: {e.Message}");
+            stderr.WriteLine($"error: {where}{e.Message}");
             return 1;
         }
         catch (CommandParseException e)
         {
-            stderr.WriteLine($"error: {Plain(e)}; run 'diffuse --help' or 'diffuse <command> --help' for the options.");
+            stderr.WriteLine($"error: {where}{Plain(e)}; run 'diffuse --help' or 'diffuse <command> --help' for the options.");
             return 2;
         }
         catch (CommandRuntimeException e)
         {
-            stderr.WriteLine($"error: {Plain(e)}; run 'diffuse <command> --help' for the options.");
+            stderr.WriteLine($"error: {where}{Plain(e)}; run 'diffuse <command> --help' for the options.");
             return 2;
         }
         catch (OperationCanceledException)
         {
-            stderr.WriteLine("cancelled; every file written so far is complete.");
+            stderr.WriteLine($"{where}cancelled; every file written so far is complete.");
             return 130;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            stderr.WriteLine($"error: unexpected failure, a bug in Diffuse; please report it with this output: {e.GetType().Name}: {e.Message}");
+            stderr.WriteLine($"error: {where}unexpected failure, a bug in Diffuse; please report it with this output: {e.GetType().Name}: {e.Message}");
             stderr.WriteLine(e.StackTrace);
             return 70;
         }
@@ -101,4 +135,14 @@ public static class CliContext
 
     /// <summary>True when stderr is a terminal: draw a live progress bar; otherwise log plain lines.</summary>
     public static bool Interactive { get; set; }
+
+    /// <summary>The processes this command runs on: a single process unless launched by <c>mpiexec</c>.</summary>
+    public static ICollective Collective { get; set; } = SingleProcessCollective.Instance;
+
+    /// <summary>Refuses to run <paramref name="command"/> on several processes (only <c>train</c> is data-parallel).</summary>
+    public static void RequireSingleProcess(string command)
+    {
+        if (Collective.Size > 1)
+            throw new DiffuseException($"'diffuse {command}' runs on one process only; launch it without mpiexec (only 'diffuse train' runs on several processes).");
+    }
 }

@@ -52,6 +52,7 @@ public sealed class DemoCommand : Command<DemoSettings>
             throw new DiffuseException($"--data must be a built-in distribution: {string.Join(", ", ToyData.Names)} (got '{settings.Data}').");
         if (settings.Steps < 1) throw new DiffuseException($"--steps must be at least 1 (got {settings.Steps}).");
         if (settings.Count < 100) throw new DiffuseException($"--count must be at least 100 (got {settings.Count}).");
+        CliContext.RequireSingleProcess("demo");
         settings.ApplyThreads();
         string name = ToyData.NameOf(kind);
         string folder = settings.Out;

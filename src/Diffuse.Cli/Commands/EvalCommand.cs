@@ -46,6 +46,7 @@ public sealed class EvalCommand : Command<EvalSettings>
         if (string.IsNullOrWhiteSpace(settings.Model)) throw new DiffuseException("--model is required: the folder of a trained model.");
         if (string.IsNullOrWhiteSpace(settings.Data)) throw new DiffuseException("--data is required: the data to compare the model with.");
         if (settings.Count < 10) throw new DiffuseException($"--count must be at least 10 (got {settings.Count}).");
+        CliContext.RequireSingleProcess("eval");
         settings.ApplyThreads();
         var options = settings.ToSamplerOptions();
         var boundVariance = Parse.Enum<DdpmVariance>("--nll-variance", settings.NllVariance);

@@ -36,6 +36,7 @@ public sealed class SampleCommand : Command<SampleSettings>
         string extension = Path.GetExtension(settings.Out).ToLowerInvariant();
         if (extension != ".csv" && extension != ".png") throw new DiffuseException($"--out must end in .csv or .png (got '{settings.Out}').");
         if (settings.Count < 1) throw new DiffuseException($"--count must be at least 1 (got {settings.Count}).");
+        CliContext.RequireSingleProcess("sample");
         settings.ApplyThreads();
         var options = settings.ToSamplerOptions();
         using var model = DiffusionModel.Load(settings.Model);

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using Diffuse.Data;
+using Diffuse.Distributed;
 using Diffuse.Models;
 using Diffuse.Schedules;
 using Diffuse.Training;
@@ -9,7 +10,7 @@ using static TorchSharp.torch;
 namespace Diffuse.Cli.Commands;
 
 /// <summary>Settings of <c>diffuse train</c>.</summary>
-public sealed class TrainSettings : CommonSettings
+public class TrainSettings : CommonSettings
 {
     /// <summary>Data name or CSV path.</summary>
     [CommandOption("--data <DATA>")]
@@ -28,7 +29,7 @@ public sealed class TrainSettings : CommonSettings
 
     /// <summary>Batch size.</summary>
     [CommandOption("--batch <B>")]
-    [Description("Examples per step (default 512).")]
+    [Description("Examples per step (default 512); under mpiexec the global batch, split over the processes.")]
     public int? Batch { get; init; }
 
     /// <summary>Learning rate.</summary>
@@ -97,25 +98,49 @@ public sealed class TrainSettings : CommonSettings
     public int? CheckpointEvery { get; init; }
 }
 
-/// <summary><c>diffuse train</c>.</summary>
+/// <summary><c>diffuse train</c>; under <c>mpiexec -n N</c> data-parallel over N processes, rank 0 writing.</summary>
 public sealed class TrainCommand : Command<TrainSettings>
 {
     /// <inheritdoc />
-    public override int Execute(CommandContext context, TrainSettings settings, CancellationToken cancellationToken)
+    public override int Execute(CommandContext context, TrainSettings settings, CancellationToken cancellationToken) =>
+        Train(settings, cancellationToken);
+
+    /// <summary>
+    /// Trains as <c>diffuse train</c> does, calling <paramref name="beforeTraining"/> once the trainer is ready and
+    /// <paramref name="afterStep"/> after every step, and stopping at <paramref name="stopAtStep"/> like an interrupted run.
+    /// </summary>
+    internal static int Train(TrainSettings settings, CancellationToken cancellationToken, Action<Trainer>? beforeTraining = null,
+        Action<Trainer, TrainingProgress>? afterStep = null, int? stopAtStep = null)
     {
         if (string.IsNullOrWhiteSpace(settings.Data)) throw new DiffuseException("--data is required: a built-in distribution or a CSV file.");
         if (string.IsNullOrWhiteSpace(settings.Out)) throw new DiffuseException("--out is required: the folder to write the model to.");
         settings.ApplyThreads();
         using var trainer = Build(settings);
-        TrainWithProgress(trainer, settings.Out, cancellationToken);
-        var last = trainer.Losses.Count > 0 ? trainer.Losses[^1].Loss : double.NaN;
-        CliContext.Out.WriteLine($"trained {trainer.Step} steps on {trainer.Config.Data.Source} ({trainer.Config.Data.Count} rows × {trainer.Config.Network.Dimensions} columns); final loss {Parse.F(last)}");
+        var collective = trainer.Collective;
+        if (collective.Size > 1)
+        {
+            // Shards hold ⌊B/N⌋ (rank 0 among them) or ⌈B/N⌉ (the last rank among them) examples.
+            int smallest = Diffuse.Distributed.Collective.Shard(trainer.Config.Training.BatchSize, 0, collective.Size).Count;
+            int largest = Diffuse.Distributed.Collective.Shard(trainer.Config.Training.BatchSize, collective.Size - 1, collective.Size).Count;
+            string split = smallest == largest ? $"{smallest} per process" : $"{smallest}–{largest} per process";
+            CliContext.Err.WriteLine($"data-parallel training on {collective.Description}: global batch {trainer.Config.Training.BatchSize}, {split}; rank 0 writes {Path.GetFullPath(settings.Out)}");
+            // Which process is which rank: mpiexec names a process that dies without a word by its PID and host.
+            var processes = new List<string>();
+            for (int r = 0; r < collective.Size; r++)
+                processes.Add($"rank {r} = " + collective.BroadcastString(collective.Rank == r ? $"pid {Environment.ProcessId} on {Environment.MachineName}" : null, root: r));
+            CliContext.Err.WriteLine("processes: " + string.Join(", ", processes));
+        }
+        beforeTraining?.Invoke(trainer);
+        TrainWithProgress(trainer, settings.Out, cancellationToken, afterStep, stopAtStep);
+        var lastLoss = trainer.Losses.Count > 0 ? trainer.Losses[^1].Loss : double.NaN;
+        CliContext.Out.WriteLine($"trained {trainer.Step} steps on {trainer.Config.Data.Source} ({trainer.Config.Data.Count} rows × {trainer.Config.Network.Dimensions} columns); final loss {Parse.F(lastLoss)}");
         CliContext.Out.WriteLine($"model written to {Path.GetFullPath(settings.Out)}");
         return 0;
     }
 
     private static Trainer Build(TrainSettings s)
     {
+        var collective = CliContext.Collective;
         using var data = TabularSource.Load(s.Data!, s.Count);
         Tensor train = data.Rows;
         double holdout = data.IsToy ? 0 : s.Holdout;
@@ -129,13 +154,15 @@ public sealed class TrainCommand : Command<TrainSettings>
                 split = t;
                 train = t;
             }
+            // Only rank 0 reads and writes the model folder (the other ranks may run on machines that cannot see it).
+            bool exists = collective.Rank == 0 && File.Exists(Path.Combine(s.Out!, Trainer.ConfigFile));
             if (s.Resume)
             {
-                if (!File.Exists(Path.Combine(s.Out!, Trainer.ConfigFile)))
+                if (collective.Rank == 0 && !exists)
                     throw new DiffuseException($"--resume: '{s.Out}' holds no run to resume (no config.json). Drop --resume to start a new run.");
-                return Trainer.Resume(s.Out!, train, s.Steps);
+                return Trainer.Resume(s.Out!, train, s.Steps, collective);
             }
-            if (File.Exists(Path.Combine(s.Out!, Trainer.ConfigFile)))
+            if (exists)
                 throw new DiffuseException($"'{s.Out}' already holds a model; pass --resume to continue it, or choose another --out (nothing was overwritten).");
             var defaults = new TrainingConfig();
             var training = new TrainingConfig(
@@ -148,7 +175,7 @@ public sealed class TrainCommand : Command<TrainSettings>
             var network = new MlpConfig((int)train.shape[1]);
             network = network with { Width = s.Width ?? network.Width, Depth = s.Depth ?? network.Depth };
             return Trainer.Create(train, data.Source, training, new ScheduleConfig(Parse.Schedule(s.Schedule), s.Timesteps, ZeroTerminalSnr: s.ZeroTerminalSnr),
-                Parse.Prediction(s.Prediction), network, data.Columns, holdout);
+                Parse.Prediction(s.Prediction), network, data.Columns, holdout, collective);
         }
         finally
         {
@@ -156,14 +183,19 @@ public sealed class TrainCommand : Command<TrainSettings>
         }
     }
 
-    /// <summary>Runs the trainer with a progress bar, then writes the loss curve.</summary>
-    public static void TrainWithProgress(Trainer trainer, string folder, CancellationToken cancellationToken)
+    /// <summary>Runs the trainer with a progress bar, then writes the loss curve (rank 0 only: other ranks' output is silenced).</summary>
+    public static void TrainWithProgress(Trainer trainer, string folder, CancellationToken cancellationToken,
+        Action<Trainer, TrainingProgress>? afterStep = null, int? stopAtStep = null)
     {
         using (var bar = new ProgressBar("train", trainer.Config.Training.Steps, "step"))
         {
             bar.Report(trainer.Step);
-            trainer.Run(p => bar.Report(p.Step, $"loss {Parse.F(p.SmoothedLoss)} lr {p.LearningRate:0.0e0}"), folder, cancellationToken);
+            trainer.Run(p =>
+            {
+                bar.Report(p.Step, $"loss {Parse.F(p.SmoothedLoss)} lr {p.LearningRate:0.0e0}");
+                afterStep?.Invoke(trainer, p);
+            }, folder, cancellationToken, stopAtStep);
         }
-        Pictures.LossCurve(Path.Combine(folder, "loss.png"), trainer.Losses);
+        if (trainer.Collective.Rank == 0) Pictures.LossCurve(Path.Combine(folder, "loss.png"), trainer.Losses);
     }
 }

@@ -34,7 +34,7 @@ public sealed class AdamW : IDisposable
     public double Epsilon { get; }
 
     /// <summary>Number of steps taken (the t of the bias corrections).</summary>
-    public long StepCount { get; private set; }
+    public long StepCount { get; internal set; }
 
     /// <summary>Applies one update with learning rate <paramref name="lr"/> and weight decay <paramref name="weightDecay"/> to parameters that have gradients.</summary>
     public void Step(double lr, double weightDecay)

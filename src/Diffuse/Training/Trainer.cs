@@ -1,8 +1,10 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
+using System.Text.Json;
 using Diffuse.Checkpoints;
 using Diffuse.Configuration;
 using Diffuse.Data;
+using Diffuse.Distributed;
 using Diffuse.IO;
 using Diffuse.Models;
 using Diffuse.Parameterization;
@@ -21,8 +23,9 @@ namespace Diffuse.Training;
 /// <param name="LearningRate">The learning rate used for this step.</param>
 /// <param name="StepsPerSecond">Throughput since the run (or resume) started.</param>
 /// <param name="Remaining">Estimated time to the last step.</param>
+/// <param name="GradientNorm">The global gradient's L2 norm before clipping.</param>
 public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double SmoothedLoss, double LearningRate,
-    double StepsPerSecond, TimeSpan Remaining);
+    double StepsPerSecond, TimeSpan Remaining, double GradientNorm);
 
 /// <summary>
 /// Trains a diffusion model by minimising the simple loss of Ho et al. 2020 (eq. 14): the MSE between the network's
@@ -30,6 +33,16 @@ public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, dou
 /// min-SNR-γ. AdamW, warm-up then cosine decay, gradient clipping and an EMA of the weights. Every random choice
 /// (initialisation, data order, timesteps, noise) is a function of the seed and the step, so a resumed run continues
 /// exactly as an uninterrupted one would.
+/// <para>
+/// Data-parallel training: with an <see cref="ICollective"/> of N ranks (e.g. under <c>mpiexec -n N</c>), rank r takes
+/// the contiguous positions <see cref="Distributed.Collective.Shard"/> of every global batch of <see cref="TrainingConfig.BatchSize"/>
+/// examples. Because every random value is a function of (seed, step, position), a rank computes for its positions
+/// exactly what a single process computes for them. Each rank backpropagates the sum of its examples' losses divided by
+/// the global batch size into one flat gradient buffer (the parameters' gradients are views of it, with the loss in a
+/// last slot); one all-reduce sums it over the ranks, giving every rank the gradient and loss of the global batch; then
+/// every rank clips and applies the same update. Parameters, EMA and optimizer state are broadcast from rank 0 at the
+/// start and on resume, and only rank 0 writes files. The result equals a single-process run to float rounding.
+/// </para>
 /// </summary>
 public sealed class Trainer : IDisposable
 {
@@ -46,13 +59,18 @@ public sealed class Trainer : IDisposable
     private readonly Tensor _alphaBars;           // [T] float32
     private readonly Tensor _snr;                 // [T] float32
     private readonly AdamW _optimizer;
+    private readonly ICollective _collective;
+    private readonly Tensor _flat;                // [P + 1]: every parameter's gradient (as views), then the loss
+    private readonly Tensor _gradients;           // _flat[0 .. P)
+    private readonly Tensor _lossSlot;            // _flat[P]
     private readonly List<(int Step, double Loss)> _losses = new();
     private int[]? _permutation;
     private long _permutationEpoch = -1;
 
-    private Trainer(DiffusionModelConfig config, Tensor standardisedData)
+    private Trainer(DiffusionModelConfig config, Tensor standardisedData, ICollective collective)
     {
         Config = config;
+        _collective = collective;
         Schedule = NoiseSchedule.Create(config.Schedule);
         _data = standardisedData.to_type(ScalarType.Float32).contiguous().DetachFromDisposeScope();
         _alphaBars = tensor(Schedule.AlphaBars.ToArray(), dtype: ScalarType.Float32).DetachFromDisposeScope();
@@ -64,6 +82,24 @@ public sealed class Trainer : IDisposable
         Ema.eval();
         foreach (var p in Ema.parameters()) p.requires_grad = false;
         _optimizer = new AdamW(Network.parameters());
+
+        // One flat buffer holds every gradient, so that a single all-reduce per step sums them all (no copies): each
+        // parameter's gradient is a view of it, and backward accumulates into existing gradients in place.
+        var parameters = Network.parameters().ToArray();
+        long count = parameters.Sum(p => p.numel());
+        _flat = zeros(count + 1, dtype: ScalarType.Float32).DetachFromDisposeScope();
+        _gradients = _flat.narrow(0, 0, count).DetachFromDisposeScope();
+        _lossSlot = _flat.narrow(0, count, 1).DetachFromDisposeScope();
+        using (no_grad())
+        using (NewDisposeScope())
+        {
+            long offset = 0;
+            foreach (var p in parameters)
+            {
+                p.grad = _flat.narrow(0, offset, p.numel()).view(p.shape);
+                offset += p.numel();
+            }
+        }
     }
 
     /// <summary>The resolved configuration (its <see cref="DiffusionModelConfig.Step"/> is updated as training goes).</summary>
@@ -84,19 +120,29 @@ public sealed class Trainer : IDisposable
     /// <summary>The loss of every step so far.</summary>
     public IReadOnlyList<(int Step, double Loss)> Losses => _losses;
 
+    /// <summary>The processes this trainer runs on (a single process unless given an MPI collective).</summary>
+    public ICollective Collective => _collective;
+
+    /// <summary>The global gradient's L2 norm before clipping, at the last step (NaN before the first).</summary>
+    public double LastGradientNorm { get; private set; } = double.NaN;
+
     /// <summary>
     /// Prepares training on <paramref name="data"/> [N, D] in its original units: fits the standardisation, records
     /// the data's description and builds the network from the seed. <paramref name="network"/>'s dimension is taken
-    /// from the data.
+    /// from the data. With a <paramref name="collective"/> of several ranks, every rank must call this with the same data
+    /// and settings (checked); the initial weights are broadcast from rank 0.
     /// </summary>
     public static Trainer Create(Tensor data, string source, TrainingConfig? training = null, ScheduleConfig? schedule = null,
-        Prediction prediction = Prediction.Epsilon, MlpConfig? network = null, IReadOnlyList<string>? columns = null, double holdout = 0)
+        Prediction prediction = Prediction.Epsilon, MlpConfig? network = null, IReadOnlyList<string>? columns = null, double holdout = 0,
+        ICollective? collective = null)
     {
+        collective ??= SingleProcessCollective.Instance;
         training ??= new TrainingConfig();
         schedule ??= new ScheduleConfig();
         training.Validate();
         schedule.Validate();
         PredictionConversion.RequireCompatible(prediction, schedule.ZeroTerminalSnr);
+        CheckBatchCoversRanks(training.BatchSize, collective);
         if (data.dim() != 2) throw new DiffuseException($"training data must be a table [rows, columns]; got shape [{string.Join(", ", data.shape)}].");
         int rows = (int)data.shape[0], dims = (int)data.shape[1];
         if (rows < 2) throw new DiffuseException($"training needs at least two rows of data; {source} has {rows}.");
@@ -111,32 +157,43 @@ public sealed class Trainer : IDisposable
         }
         var description = new DataDescription(source, names, normalisation.Mean, normalisation.Std, rows, Fingerprint(data), holdout, min, max);
         var config = new DiffusionModelConfig((network ?? new MlpConfig(dims)) with { Dimensions = dims }, schedule, prediction, description, training);
-        using var applyScope = NewDisposeScope();
-        return new Trainer(config, normalisation.Apply(data));
+        CheckSameSetUp(config, collective);
+        Trainer trainer;
+        using (var applyScope = NewDisposeScope()) trainer = new Trainer(config, normalisation.Apply(data), collective);
+        trainer.BroadcastState();
+        return trainer;
     }
 
     /// <summary>
     /// Restores a run from <paramref name="folder"/> to continue it, checking that <paramref name="data"/> is the data it
-    /// was trained on; <paramref name="steps"/> extends the run when given.
+    /// was trained on; <paramref name="steps"/> extends the run when given. With a <paramref name="collective"/> of
+    /// several ranks only rank 0 reads <paramref name="folder"/>; the configuration and the whole training state are
+    /// broadcast from it, so a checkpoint written by any number of ranks resumes on any other number.
     /// </summary>
-    public static Trainer Resume(string folder, Tensor data, int? steps = null)
+    public static Trainer Resume(string folder, Tensor data, int? steps = null, ICollective? collective = null)
     {
-        var config = DiffusionModelConfig.Load(Path.Combine(folder, ConfigFile));
+        collective ??= SingleProcessCollective.Instance;
+        var config = collective.Rank == 0 ? DiffusionModelConfig.Load(Path.Combine(folder, ConfigFile)) : null;
+        string json = collective.BroadcastString(config?.ToJson());
+        config ??= JsonSerializer.Deserialize<DiffusionModelConfig>(json, DiffusionModelConfig.JsonOptions)
+            ?? throw new InvalidOperationException("rank 0 broadcast an empty configuration.");
         string fingerprint = Fingerprint(data);
         if (fingerprint != config.Data.Fingerprint || data.shape[1] != config.Network.Dimensions)
             throw new DiffuseException($"the data given ({data.shape[0]} rows × {data.shape[1]} columns) is not the data the run in '{folder}' was trained on ({config.Data.Source}: {config.Data.Count} rows × {config.Network.Dimensions} columns). Resume with the same --data.");
         if (steps is { } s) config = config with { Training = config.Training with { Steps = s } };
         config.Training.Validate();
+        CheckBatchCoversRanks(config.Training.BatchSize, collective);
         var normalisation = new Standardization(config.Data.Mean, config.Data.Std);
         Trainer trainer;
-        using (var scope = NewDisposeScope()) trainer = new Trainer(config, normalisation.Apply(data));
-        trainer.LoadState(folder);
+        using (var scope = NewDisposeScope()) trainer = new Trainer(config, normalisation.Apply(data), collective);
+        if (collective.Rank == 0) trainer.LoadState(folder);
+        trainer.BroadcastState();
         return trainer;
     }
 
     /// <summary>
     /// Runs until <see cref="TrainingConfig.Steps"/> (or earlier, at <paramref name="stopAtStep"/>, as an interrupted run
-    /// would), reporting progress, writing checkpoints to <paramref name="folder"/> when given.
+    /// would), reporting progress, writing checkpoints to <paramref name="folder"/> when given (on rank 0 only).
     /// </summary>
     public void Run(Action<TrainingProgress>? onProgress = null, string? folder = null, CancellationToken cancellation = default, int? stopAtStep = null)
     {
@@ -152,53 +209,77 @@ public sealed class Trainer : IDisposable
             double loss = TrainStep();
             smoothed = double.IsNaN(smoothed) ? loss : 0.99 * smoothed + 0.01 * loss;
             double rate = (Step - startStep) / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
-            onProgress?.Invoke(new TrainingProgress(Step, total, loss, smoothed, lr, rate, TimeSpan.FromSeconds((total - Step) / Math.Max(rate, 1e-9))));
+            onProgress?.Invoke(new TrainingProgress(Step, total, loss, smoothed, lr, rate, TimeSpan.FromSeconds((total - Step) / Math.Max(rate, 1e-9)), LastGradientNorm));
             if (folder is not null && (Step % Config.Training.CheckpointEvery == 0 || Step == stop)) Save(folder);
         }
         if (folder is not null && Step == startStep) Save(folder);
     }
 
-    /// <summary>Makes one optimizer step and returns its loss.</summary>
+    /// <summary>
+    /// Makes one optimizer step on this rank's shard of the global batch and returns the loss of the whole global batch
+    /// (identical on every rank).
+    /// </summary>
     public double TrainStep()
     {
         var training = Config.Training;
         int batch = training.BatchSize;
-        var indices = BatchIndices(Step, batch);
-        var timesteps = new long[batch];
-        for (int j = 0; j < batch; j++)
-            timesteps[j] = SeededNoise.UniformInt(training.Seed, Stream(Step, 1), (ulong)j, Schedule.Timesteps);
-        double loss;
+        var shard = Distributed.Collective.Shard(batch, _collective.Rank, _collective.Size);
+        var indices = BatchIndices(Step, batch, shard);
+        var timesteps = new long[shard.Count];
+        var positions = new long[shard.Count];
+        for (int i = 0; i < shard.Count; i++)
+        {
+            int j = shard.Start + i;   // position in the global batch: it alone decides timestep and noise
+            positions[i] = j;
+            timesteps[i] = SeededNoise.UniformInt(training.Seed, Stream(Step, 1), (ulong)j, Schedule.Timesteps);
+        }
+        double loss, norm;
         using (var scope = NewDisposeScope())
         {
             var x0 = _data.index_select(0, tensor(indices));
             var t = tensor(timesteps);
             var alphaBar = _alphaBars.index_select(0, t).unsqueeze(1);
-            var eps = SeededNoise.Normal(training.Seed, Stream(Step, 2), Enumerable.Range(0, batch).Select(j => (long)j).ToArray(), new long[] { _data.shape[1] });
+            var eps = SeededNoise.Normal(training.Seed, Stream(Step, 2), positions, new long[] { _data.shape[1] });
             var z = GaussianProcess.Noise(x0, alphaBar, eps);
             var output = Network.call(z, t.to_type(ScalarType.Float32));
             var target = PredictionConversion.Target(Config.Prediction, x0, eps, alphaBar);
             var perExample = (output - target).square().flatten(1).mean(new long[] { 1 });
             if (training.MinSnrGamma is { } gamma)
                 perExample = perExample * PredictionConversion.MinSnrWeight(Config.Prediction, _snr.index_select(0, t), gamma);
-            var total = perExample.mean();
+            // This rank's part of the global mean: its examples' sum over the global batch size. Summed over the ranks
+            // (with the gradients) it is the mean over the global batch, however unevenly the batch divides.
+            var partial = perExample.sum() / batch;
             _optimizer.ZeroGrad();
-            total.backward();
-            loss = total.item<float>();
+            partial.backward();
+            using (no_grad()) _lossSlot.copy_(partial.detach().reshape(1));
+            _collective.AllReduceSum(_flat);   // one fused all-reduce: every gradient and the loss
+            loss = _lossSlot.item<float>();
             if (!double.IsFinite(loss))
                 throw new DiffuseException($"the training loss became {loss} at step {Step + 1}; the last checkpoint is intact. Lower --lr or enable gradient clipping, then resume.");
-            if (training.GradientClip > 0) nn.utils.clip_grad_norm_(Network.parameters(), training.GradientClip);
+            norm = _gradients.norm().item<float>();
+            if (training.GradientClip > 0)
+            {
+                // As torch.nn.utils.clip_grad_norm_, on the global gradient: scale by max / (norm + 1e-6) when below 1.
+                double coefficient = training.GradientClip / (norm + 1e-6);
+                if (coefficient < 1) using (no_grad()) _gradients.mul_(coefficient);
+            }
             _optimizer.Step(training.LearningRateAt(Step), training.WeightDecay);
             ExponentialMovingAverage.Update(Ema, Network, ExponentialMovingAverage.DecayAt(training.EmaDecay, Step));
         }
         Step++;
         Config = Config with { Step = Step };
+        LastGradientNorm = norm;
         _losses.Add((Step, loss));
         return loss;
     }
 
-    /// <summary>Writes the checkpoint to <paramref name="folder"/>: EMA weights, resume state, loss history, then config.json last; each file atomically.</summary>
+    /// <summary>
+    /// Writes the checkpoint to <paramref name="folder"/>: EMA weights, resume state, loss history, then config.json last;
+    /// each file atomically. Only rank 0 writes; on other ranks this does nothing (every rank holds the same state).
+    /// </summary>
     public void Save(string folder)
     {
+        if (_collective.Rank != 0) return;
         Directory.CreateDirectory(folder);
         var metadata = new Dictionary<string, string> { ["format"] = DiffusionModelConfig.FormatName, ["step"] = Step.ToString(System.Globalization.CultureInfo.InvariantCulture) };
         using (var scope = NewDisposeScope())
@@ -217,8 +298,71 @@ public sealed class Trainer : IDisposable
         AtomicFile.WriteAllText(Path.Combine(folder, ConfigFile), Config.ToJson());
     }
 
+    /// <summary>
+    /// SHA-256 (first 16 hex digits) of the whole training state: step, optimizer step count, and the bytes of every
+    /// tensor of the network, the EMA and the optimizer. Equal on every rank of a correct data-parallel run.
+    /// </summary>
+    public string StateChecksum()
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(BitConverter.GetBytes((long)Step));
+        hash.AppendData(BitConverter.GetBytes(_optimizer.StepCount));
+        using (var scope = NewDisposeScope())
+        {
+            foreach (var (_, value) in Network.state_dict()) hash.AppendData(value.contiguous().bytes);
+            foreach (var (_, value) in Ema.state_dict()) hash.AppendData(value.contiguous().bytes);
+            foreach (var (_, value) in _optimizer.State()) hash.AppendData(value.contiguous().bytes);
+        }
+        return Convert.ToHexString(hash.GetHashAndReset())[..16].ToLowerInvariant();
+    }
+
     /// <summary>A model view of the current EMA weights (shares them; valid while this trainer lives).</summary>
     public DiffusionModel ToModel() => DiffusionModel.FromNetwork(Config, Ema, ownsNetwork: false);
+
+    /// <summary>
+    /// Makes every rank's state rank 0's: step, optimizer step count, loss history, and every tensor of the network, the
+    /// EMA and the optimizer (one broadcast each, in the same order on every rank).
+    /// </summary>
+    private void BroadcastState()
+    {
+        if (_collective.Size == 1) return;
+        Span<long> header = stackalloc long[] { Step, _optimizer.StepCount, _losses.Count };
+        _collective.Broadcast(header);
+        using (var scope = NewDisposeScope())
+        {
+            foreach (var (_, value) in Network.state_dict()) _collective.Broadcast(value);
+            foreach (var (_, value) in Ema.state_dict()) _collective.Broadcast(value);
+            foreach (var (_, value) in _optimizer.State()) _collective.Broadcast(value);
+        }
+        var history = new double[2 * header[2]];
+        if (_collective.Rank == 0)
+            for (int i = 0; i < _losses.Count; i++) (history[2 * i], history[2 * i + 1]) = (_losses[i].Step, _losses[i].Loss);
+        _collective.Broadcast(history.AsSpan());
+        Step = (int)header[0];
+        _optimizer.StepCount = header[1];
+        Config = Config with { Step = Step };
+        _losses.Clear();
+        for (int i = 0; i < header[2]; i++) _losses.Add(((int)history[2 * i], history[2 * i + 1]));
+    }
+
+    private static void CheckBatchCoversRanks(int batch, ICollective collective)
+    {
+        if (batch < collective.Size)
+            throw new DiffuseException($"--batch {batch} is smaller than the number of processes ({collective.Size}): every process needs at least one example of each batch. Raise --batch (it is the global batch, split over the processes) or launch fewer processes.");
+    }
+
+    /// <summary>Checks that every rank was given the same data and settings as rank 0 (different CSV files on different machines, say).</summary>
+    private static void CheckSameSetUp(DiffusionModelConfig config, ICollective collective)
+    {
+        if (collective.Size == 1) return;
+        string mine = config.ToJson();
+        string root = collective.BroadcastString(collective.Rank == 0 ? mine : null);
+        if (root == mine) return;
+        var rootConfig = JsonSerializer.Deserialize<DiffusionModelConfig>(root, DiffusionModelConfig.JsonOptions);
+        if (rootConfig?.Data.Fingerprint != config.Data.Fingerprint)
+            throw new DiffuseException($"rank {collective.Rank} read other training data than rank 0 ({config.Data.Source}: {config.Data.Count} rows, fingerprint {config.Data.Fingerprint}; rank 0: {rootConfig?.Data.Count} rows, fingerprint {rootConfig?.Data.Fingerprint}). Give every process the same --data (the same file on every machine).");
+        throw new DiffuseException($"rank {collective.Rank} was started with other training options than rank 0. Launch every process with the same command line.");
+    }
 
     private void LoadState(string folder)
     {
@@ -252,21 +396,24 @@ public sealed class Trainer : IDisposable
     private static Dictionary<string, Tensor> Prefixed(Dictionary<string, Tensor> state, string prefix) =>
         state.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
 
-    /// <summary>Row indices of the batch at <paramref name="step"/>: positions step·B … step·B + B − 1 of the endless sequence of per-epoch permutations.</summary>
-    private long[] BatchIndices(int step, int batch)
+    /// <summary>
+    /// Row indices of <paramref name="shard"/> of the batch at <paramref name="step"/>: positions step·B + j, j in the
+    /// shard, of the endless sequence of per-epoch permutations.
+    /// </summary>
+    private long[] BatchIndices(int step, int batch, BatchShard shard)
     {
         int rows = (int)_data.shape[0];
-        var result = new long[batch];
-        for (int j = 0; j < batch; j++)
+        var result = new long[shard.Count];
+        for (int i = 0; i < shard.Count; i++)
         {
-            long position = (long)step * batch + j;
+            long position = (long)step * batch + shard.Start + i;
             long epoch = position / rows;
             if (epoch != _permutationEpoch)
             {
                 _permutation = SeededNoise.Permutation(Config.Training.Seed, Stream(epoch, 3), rows);
                 _permutationEpoch = epoch;
             }
-            result[j] = _permutation![(int)(position % rows)];
+            result[i] = _permutation![(int)(position % rows)];
         }
         return result;
     }
@@ -285,6 +432,9 @@ public sealed class Trainer : IDisposable
     public void Dispose()
     {
         _optimizer.Dispose();
+        _lossSlot.Dispose();
+        _gradients.Dispose();
+        _flat.Dispose();
         Network.Dispose();
         Ema.Dispose();
         _data.Dispose();
