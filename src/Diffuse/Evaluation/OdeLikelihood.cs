@@ -51,11 +51,15 @@ public sealed record OdeLikelihoodOptions(int Steps = 100, int HutchinsonSamples
         if (BatchSize < 1) throw new DiffuseException($"the batch size must be at least 1 (got {BatchSize}).");
     }
 
-    /// <summary>A short description of the solver and the trace estimator, e.g. "RK4, 100 steps; Hutchinson, 1 Rademacher probe".</summary>
-    public string Describe()
+    /// <summary>
+    /// A short description of the solver and the trace estimator, e.g. "RK4, 100 steps uniform in log σ; Hutchinson, 1
+    /// rademacher probe"; <paramref name="stepsTaken"/> adds the adaptive solver's step count.
+    /// </summary>
+    public string Describe(int? stepsTaken = null)
     {
         string solver = Adaptive
-            ? string.Create(CultureInfo.InvariantCulture, $"Dormand–Prince 5(4), rtol {Rtol:G3}, atol {Atol:G3}")
+            ? $"Dormand–Prince 5(4), rtol {Rtol.ToString("0.###e0", CultureInfo.InvariantCulture)}, atol {Atol.ToString("0.###e0", CultureInfo.InvariantCulture)}"
+              + (stepsTaken is { } taken ? $", {taken} steps in log σ" : "")
             : $"RK4, {Steps} steps uniform in log σ";
         string trace = ExactTrace ? "exact trace" : $"Hutchinson, {HutchinsonSamples} {Probe.ToString().ToLowerInvariant()} probe{(HutchinsonSamples == 1 ? "" : "s")}";
         return $"{solver}; {trace}{(Dequantize ? "; uniform dequantisation" : "")}";
@@ -171,10 +175,11 @@ public static class OdeLikelihood
         var total = new double[count];
         for (int i = 0; i < count; i++) total[i] = (prior[i] + flow[i]) / dims + unitsPerDim;
         double mean = total.Average();
+        if (!double.IsFinite(mean))
+            throw new DiffuseException("the ODE likelihood is not finite: the denoiser returned non-finite values along the flow.");
         double spread = total.Sum(v => (v - mean) * (v - mean)) / (count - 1);
-        string solver = options.Adaptive ? $"{options.Describe()}, {solverSteps} steps taken" : options.Describe();
         string method = string.Create(CultureInfo.InvariantCulture,
-            $"probability-flow ODE from σ = {sigmaMin:G4} to {sigmaMax:G4}; {solver}");
+            $"probability-flow ODE from σ = {sigmaMin:G4} to {sigmaMax:G4}; {options.Describe(options.Adaptive ? solverSteps : null)}");
         return new LikelihoodResult(mean, Math.Sqrt(spread / count), prior.Average() / dims, flow.Average() / dims, unitsPerDim,
             total, count, dims, method, evaluations);
     }
@@ -281,11 +286,11 @@ public static class OdeLikelihood
         var start = x;
         var integral = zeros(x.shape[0], dtype: ScalarType.Float64);
         double range = s1 - s0, s = s0, h = range / 50;
-        int steps = 0;
+        int attempts = 0, accepted = 0;
         var first = field.Evaluate(x, s);
         while (s1 - s > 1e-12 * range)
         {
-            if (++steps > OdeLikelihoodOptions.MaxAdaptiveSteps)
+            if (++attempts > OdeLikelihoodOptions.MaxAdaptiveSteps)
                 throw new DiffuseException($"the adaptive ODE solver took more than {OdeLikelihoodOptions.MaxAdaptiveSteps} steps: loosen rtol/atol or use fixed steps.");
             h = Math.Min(h, s1 - s);
             using var stepScope = NewDisposeScope();
@@ -324,6 +329,7 @@ public static class OdeLikelihood
             double factor = error == 0 ? 5 : Math.Clamp(0.9 * Math.Pow(error, -0.2), 0.2, 5);
             if (accept)
             {
+                accepted++;
                 s = s + h >= s1 - 1e-12 * range ? s1 : s + h;
                 if (!ReferenceEquals(x, start)) x.Dispose();     // the caller's start state is not ours to dispose
                 integral.Dispose();
@@ -336,7 +342,7 @@ public static class OdeLikelihood
             }
             h *= factor;
         }
-        return (x.MoveToOuterDisposeScope(), integral.MoveToOuterDisposeScope(), steps);
+        return (x.MoveToOuterDisposeScope(), integral.MoveToOuterDisposeScope(), accepted);
     }
 
     /// <summary>
