@@ -105,7 +105,10 @@ public sealed record LikelihoodResult(double NatsPerDim, double StdError, double
 /// its last denoising step to σ = 0. For continuous data on scales well above σ_1 that density equals the one at σ = 0
 /// to second order in σ_1 (data smoothed by N(0, σ_1²)); <see cref="OdeLikelihoodOptions.SigmaMin"/> may move the start
 /// lower (the network then sees the timestep-0 embedding with the true ᾱ).</para>
-/// <para><b>Zero terminal SNR.</b> σ_max is the largest finite trained level (index T − 2), where ᾱ is already tiny.</para>
+/// <para><b>The prior.</b> N(0, (1 + σ_max²)·I) ignores the data's mean m and covariance at σ_max; since x(σ_max) is of
+/// order σ_max, the mean shifts each point's log-density by about x(σ_max)·m/σ_max² ≈ m/σ_max (0.006 per unit of m for
+/// the linear schedule, σ_max ≈ 157), and averages to second order. Standardised data (m = 0) see only the second-order
+/// part. Under zero terminal SNR, σ_max is the largest finite trained level (index T − 2), where ᾱ is already tiny.</para>
 /// <para><b>Units.</b> Continuous data: nats per dimension in the data's original units, by adding the mean log-scale of
 /// the normalisation (as <see cref="VariationalBound"/> does). 8-bit data scaled to [−1, 1] (k/127.5 − 1) with
 /// <see cref="OdeLikelihoodOptions.Dequantize"/>: each value gets uniform noise over its bin [x − 1/255, x + 1/255) of width
