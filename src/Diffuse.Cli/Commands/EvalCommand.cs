@@ -23,7 +23,7 @@ public sealed class EvalSettings : SamplerSettings
 
     /// <summary>NLL.</summary>
     [CommandOption("--nll")]
-    [Description("Also compute the variational bound on the negative log-likelihood of the held-out data (nats/dim in the data's units).")]
+    [Description("Also compute the negative log-likelihood of the held-out data (nats/dim in the data's units) by the method of --method.")]
     public bool Nll { get; init; }
 
     /// <summary>Count.</summary>
@@ -33,8 +33,90 @@ public sealed class EvalSettings : SamplerSettings
 
     /// <summary>Bound variance.</summary>
     [CommandOption("--nll-variance <NAME>")]
-    [Description("Reverse variance in the bound: large (β, default: the tight choice for continuous data) or small (β̃).")]
-    public string NllVariance { get; init; } = "large";
+    [Description("Reverse variance in the bound (--method vlb): large (β, default: the tight choice for continuous data) or small (β̃).")]
+    public string? NllVariance { get; init; }
+
+    /// <summary>Likelihood method.</summary>
+    [CommandOption("--method <NAME>")]
+    [Description("How --nll computes the likelihood: vlb (the variational bound, an upper bound; default) or ode (the exact likelihood through the probability-flow ODE).")]
+    public string? Method { get; init; }
+
+    /// <summary>ODE steps.</summary>
+    [CommandOption("--ode-steps <N>")]
+    [Description("RK4 steps in log σ of --method ode (default 100; 4 network evaluations each).")]
+    public int? OdeSteps { get; init; }
+
+    /// <summary>Adaptive solver.</summary>
+    [CommandOption("--adaptive")]
+    [Description("--method ode: the adaptive Dormand–Prince 5(4) solver with --rtol and --atol instead of fixed steps.")]
+    public bool Adaptive { get; init; }
+
+    /// <summary>Relative tolerance.</summary>
+    [CommandOption("--rtol <R>")]
+    [Description("Relative tolerance of --adaptive (default 1e-5).")]
+    public double? Rtol { get; init; }
+
+    /// <summary>Absolute tolerance.</summary>
+    [CommandOption("--atol <A>")]
+    [Description("Absolute tolerance of --adaptive (default 1e-5).")]
+    public double? Atol { get; init; }
+
+    /// <summary>Hutchinson probes.</summary>
+    [CommandOption("--hutchinson <K>")]
+    [Description("--method ode: Hutchinson probes per divergence evaluation (default 1; each costs a backward pass).")]
+    public int? Hutchinson { get; init; }
+
+    /// <summary>Probe distribution.</summary>
+    [CommandOption("--probe <NAME>")]
+    [Description("Distribution of the Hutchinson probes: rademacher (default, lower variance) or gaussian.")]
+    public string? Probe { get; init; }
+
+    /// <summary>Exact trace.</summary>
+    [CommandOption("--exact-trace")]
+    [Description("--method ode: the exact divergence, one backward pass per column, instead of Hutchinson's estimate (no trace noise).")]
+    public bool ExactTrace { get; init; }
+
+    /// <summary>Start of the flow.</summary>
+    [CommandOption("--sigma-min <S>")]
+    [Description("--method ode: the noise level where the flow starts at the data (default: the first trained timestep's σ).")]
+    public double? SigmaMin { get; init; }
+
+    /// <summary>The likelihood method: true for the ODE, after checking that the options fit it.</summary>
+    public bool UsesOde()
+    {
+        bool ode = (Method?.Trim().ToLowerInvariant()) switch
+        {
+            null or "vlb" => false,
+            "ode" => true,
+            _ => throw new DiffuseException($"--method must be vlb or ode (got '{Method}')."),
+        };
+        if (Method is not null && !Nll) throw new DiffuseException("--method chooses how --nll computes the likelihood: give --nll too.");
+        bool odeOptions = OdeSteps is not null || Adaptive || Rtol is not null || Atol is not null || Hutchinson is not null
+                          || Probe is not null || ExactTrace || SigmaMin is not null;
+        if (odeOptions && !ode) throw new DiffuseException("--ode-steps, --adaptive, --rtol, --atol, --hutchinson, --probe, --exact-trace and --sigma-min apply to --method ode.");
+        if (ode && NllVariance is not null) throw new DiffuseException("--nll-variance applies to the variational bound (--method vlb), not to --method ode.");
+        if ((Rtol is not null || Atol is not null) && !Adaptive) throw new DiffuseException("--rtol and --atol apply to --adaptive.");
+        if (Adaptive && OdeSteps is not null) throw new DiffuseException("--ode-steps sets the fixed-step solver; --adaptive chooses its own steps: give one of them.");
+        if (ExactTrace && (Hutchinson is not null || Probe is not null)) throw new DiffuseException("--exact-trace needs no Hutchinson probes: drop --hutchinson and --probe.");
+        return ode;
+    }
+
+    /// <summary>The ODE likelihood options these settings describe.</summary>
+    public OdeLikelihoodOptions ToOdeOptions()
+    {
+        var defaults = new OdeLikelihoodOptions();
+        var options = new OdeLikelihoodOptions(
+            OdeSteps ?? defaults.Steps,
+            Hutchinson ?? defaults.HutchinsonSamples,
+            Adaptive,
+            Rtol ?? defaults.Rtol,
+            Atol ?? defaults.Atol,
+            ExactTrace: ExactTrace,
+            Probe: Probe is null ? defaults.Probe : Parse.Enum<HutchinsonProbe>("--probe", Probe),
+            SigmaMin: SigmaMin);
+        options.Validate();
+        return options;
+    }
 }
 
 /// <summary><c>diffuse eval</c>.</summary>
@@ -49,7 +131,9 @@ public sealed class EvalCommand : Command<EvalSettings>
         CliContext.RequireSingleProcess("eval");
         settings.ApplyThreads();
         var options = settings.ToSamplerOptions();
-        var boundVariance = Parse.Enum<DdpmVariance>("--nll-variance", settings.NllVariance);
+        var boundVariance = Parse.Enum<DdpmVariance>("--nll-variance", settings.NllVariance ?? "large");
+        bool ode = settings.UsesOde();
+        var odeOptions = ode ? settings.ToOdeOptions() : null;
         using var model = DiffusionModel.Load(settings.Model);
         model.ClampToDataRange = !settings.NoClamp;
         using var scope = NewDisposeScope();
@@ -62,11 +146,47 @@ public sealed class EvalCommand : Command<EvalSettings>
         CliContext.Out.WriteLine(report.Format());
         if (settings.Nll)
         {
-            var bound = ComputeBound(model, heldOut, boundVariance, cancellationToken);
-            CliContext.Out.WriteLine(FormatBound(bound, (int)heldOut.shape[0]));
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            if (odeOptions is not null)
+            {
+                CliContext.Out.WriteLine($"nll method: ode (probability-flow ODE, exact likelihood): {odeOptions.Describe()}");
+                var likelihood = ComputeOdeNll(model, heldOut, odeOptions, settings.Seed, cancellationToken);
+                CliContext.Out.WriteLine(FormatOdeNll(likelihood, (int)heldOut.shape[0], clock.Elapsed.TotalSeconds));
+            }
+            else
+            {
+                CliContext.Out.WriteLine($"nll method: vlb (variational bound, an upper bound): reverse variance {boundVariance.ToString().ToLowerInvariant()}, all {model.Schedule.Timesteps} timesteps");
+                var bound = ComputeBound(model, heldOut, boundVariance, cancellationToken);
+                CliContext.Out.WriteLine(FormatBound(bound, (int)heldOut.shape[0]) + $"; {Parse.F(clock.Elapsed.TotalSeconds, 1)} s");
+            }
         }
         return 0;
     }
+
+    /// <summary>The ODE likelihood with a progress bar.</summary>
+    public static LikelihoodResult ComputeOdeNll(DiffusionModel model, Tensor data, OdeLikelihoodOptions options, ulong seed, CancellationToken cancellationToken)
+    {
+        ProgressBar? bar = null;
+        try
+        {
+            return model.OdeNll(data, options, seed, (done, total) =>
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                bar ??= new ProgressBar("nll", total, options.Adaptive ? "‰" : "step");
+                bar.Report(done);
+            });
+        }
+        finally
+        {
+            bar?.Dispose();
+        }
+    }
+
+    /// <summary>One line describing the ODE likelihood.</summary>
+    public static string FormatOdeNll(LikelihoodResult result, int rows, double seconds) =>
+        $"ODE negative log-likelihood of held-out data ({rows} rows): {Parse.F(result.NatsPerDim)} ± {Parse.F(result.StdError)} nats/dim " +
+        $"({Parse.F(result.BitsPerDim)} bits/dim); parts per dim: prior {Parse.F(result.PriorNatsPerDim)}, flow {Parse.F(result.FlowNatsPerDim)}, units {Parse.F(result.UnitsNatsPerDim)}; " +
+        $"{result.Method}; {result.FunctionEvaluations} network evaluations per point; {Parse.F(seconds, 1)} s";
 
     /// <summary>The bound with a progress bar.</summary>
     public static BoundResult ComputeBound(DiffusionModel model, Tensor data, DdpmVariance variance, CancellationToken cancellationToken)
