@@ -243,12 +243,14 @@ public class UNetTests
     [InlineData(3, 1)]
     public void GroupNormKeepsAtLeastFourChannelsPerGroup(int channels, int groups) => Assert.Equal(groups, UNetConfig.NormGroups(channels));
 
-    [Fact]
-    public void AttentionMatchesTheExplicitSoftmaxFormulaPerHead()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AttentionMatchesTheExplicitSoftmaxFormulaPerHead(bool channelsLast)
     {
         const int channels = 12, heads = 3, d = channels / heads;
         manual_seed(5);
-        using var block = new UNetAttentionBlock(channels, heads, "attn");
+        using var block = new UNetAttentionBlock(channels, heads, new UNetLayout { ChannelsLast = channelsLast }, "attn");
         using var scope = NewDisposeScope();
         using (no_grad()) foreach (var p in block.parameters()) p.copy_(randn(p.shape) * 0.5);
         var x = randn(2, channels, 3, 5);
@@ -269,7 +271,7 @@ public class UNetTests
         var merged = cat(perHead.ToArray(), 1).reshape(x.shape);
         var expected = x + nn.functional.conv2d(merged, weights["proj.weight"], weights["proj.bias"]);
 
-        Assert.True(block.call(x).allclose(expected, rtol: 1e-4, atol: 1e-5));
+        Assert.True(block.call(channelsLast ? UNetLayers.ChannelsLast(x) : x).allclose(expected, rtol: 1e-4, atol: 1e-5));
     }
 
     [Fact]
@@ -310,6 +312,71 @@ public class UNetTests
         optimizer.Step(1e-3, 0);
         network.eval();
         using (no_grad()) Assert.True(network.call(z, t, null).abs().max().item<float>() > 1e-5);
+    }
+
+    [Fact]
+    public void ChannelsLastAndTheStandardLayoutGiveTheSameOutputAndGradients()
+    {
+        manual_seed(1);
+        using var network = new UNetNetwork(Tiny(2) with { NumClasses = 3, ScaleShiftNorm = true }, 100);
+        Randomise(network, 6);
+        network.eval();
+        using var scope = NewDisposeScope();
+        var z = randn(3, 2, 13, 10);
+        var t = Timesteps(3);
+        var classes = tensor(new long[] { 0, 1, 3 });
+        (Tensor Output, Tensor[] Gradients) Run(bool channelsLast)
+        {
+            network.ChannelsLast = channelsLast;
+            foreach (var p in network.parameters()) p.grad?.zero_();
+            var output = network.call(z, t, classes);
+            output.square().sum().backward();
+            return (output.detach(), network.parameters().Select(p => p.grad!.clone()).ToArray());
+        }
+        var (fast, fastGradients) = Run(true);
+        var (standard, standardGradients) = Run(false);
+        Assert.True(fast.is_contiguous());
+        Assert.True(fast.allclose(standard, rtol: 1e-4, atol: 1e-5));
+        for (int i = 0; i < fastGradients.Length; i++)
+            Assert.True(fastGradients[i].allclose(standardGradients[i], rtol: 1e-3, atol: 1e-5), $"gradient {i}");
+    }
+
+    [Fact]
+    public void InPlaceInferenceGivesTheSameOutputAsTheAutogradPath()
+    {
+        manual_seed(1);
+        using var network = new UNetNetwork(Tiny(1) with { ScaleShiftNorm = true, NumClasses = 2 }, 100);
+        Randomise(network, 7);
+        network.eval();
+        using var scope = NewDisposeScope();
+        var z = randn(2, 1, 11, 9);
+        var t = Timesteps(2);
+        var classes = tensor(new long[] { 1, 0 });
+        var withAutograd = network.call(z, t, classes);
+        Tensor inPlace;
+        using (no_grad()) inPlace = network.call(z, t, classes);
+        Assert.True(withAutograd.requires_grad);
+        Assert.True(inPlace.allclose(withAutograd.detach(), rtol: 1e-5, atol: 1e-6));
+    }
+
+    [Fact]
+    public void DropoutZeroesTheRightFractionKeepsTheMeanAndIsOffInEvaluation()
+    {
+        manual_seed(2);
+        using var scope = NewDisposeScope();
+        var x = ones(200_000);
+        var dropped = UNetLayers.Dropout(x, 0.1);
+        Assert.Equal(0.1, dropped.eq(0).to_type(ScalarType.Float32).mean().item<float>(), 0.005);
+        Assert.Equal(1.0, dropped.mean().item<float>(), 0.01);
+
+        using var network = new UNetNetwork(Tiny(1) with { Dropout = 0.3 }, 100);
+        Randomise(network, 8);
+        var z = randn(2, 1, 8, 8);
+        var t = Timesteps(2);
+        network.train();
+        Assert.False(network.call(z, t, null).allclose(network.call(z, t, null)));
+        network.eval();
+        Assert.True(network.call(z, t, null).allclose(network.call(z, t, null), rtol: 0, atol: 0));
     }
 
     [Fact]
