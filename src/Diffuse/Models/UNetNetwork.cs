@@ -30,10 +30,10 @@ internal static class UNetLayers
 
     /// <summary>
     /// The network input [N, C, H, W] stored channels-last (N, H, W, C order in memory). libtorch's CPU convolutions
-    /// (oneDNN) run up to twice as fast on such tensors at the U-Net's sizes, because they skip the reorder to and from
-    /// their blocked layout on every call; element-wise ops, concatenation and nearest upsampling keep the layout, so the
-    /// feature maps stay channels-last from the first conv on. TorchSharp has no memory-format API: the strides are set
-    /// directly, which also marks a single-channel tensor as channels-last (for the input only: no gradient flows here).
+    /// (oneDNN) run 5–15% faster on such tensors at the U-Net's sizes (1×1 convolutions up to twice as fast), because
+    /// they skip the reorder to and from their blocked layout; element-wise ops, concatenation and nearest upsampling keep
+    /// the layout. TorchSharp has no memory-format API: the strides are set directly, which also marks a single-channel
+    /// tensor as channels-last (for the input only: no gradient flows here).
     /// </summary>
     public static Tensor ChannelsLastInput(Tensor x)
     {

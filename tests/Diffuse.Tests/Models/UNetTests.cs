@@ -285,6 +285,26 @@ public class UNetTests
     }
 
     [Fact]
+    public void TheConfigurationRoundTripsThroughTheCheckpointJson()
+    {
+        var options = Diffuse.Configuration.DiffusionModelConfig.JsonOptions;
+        var config = new UNetConfig
+        {
+            Channels = 3, BaseChannels = 64, ChannelMultipliers = [1, 2, 2, 4], BlocksPerLevel = 3, AttentionResolutions = [2, 4],
+            Heads = 8, TimeEmbedding = 192, Dropout = 0.2, ScaleShiftNorm = true, NumClasses = 10, OutputChannelsMultiplier = 2,
+        };
+        string json = System.Text.Json.JsonSerializer.Serialize(config, options);
+        var back = System.Text.Json.JsonSerializer.Deserialize<UNetConfig>(json, options)!;
+        Assert.Equal(json, System.Text.Json.JsonSerializer.Serialize(back, options));
+        Assert.Equal([1, 2, 2, 4], back.ChannelMultipliers);
+        Assert.Equal(192, back.TimeEmbeddingWidth);
+        Assert.DoesNotContain("timeEmbeddingWidth", json);
+        var defaults = System.Text.Json.JsonSerializer.Deserialize<UNetConfig>("{\"channels\": 1}", options)!;
+        Assert.Equal(128, defaults.TimeEmbeddingWidth);
+        Assert.Equal([1, 2, 2], defaults.ChannelMultipliers);
+    }
+
+    [Fact]
     public void InvalidConfigurationsAreNamed()
     {
         Assert.Contains("heads", Assert.Throws<DiffuseException>(() => (Tiny(1) with { Heads = 3 }).Validate()).Message);
