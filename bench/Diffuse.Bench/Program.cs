@@ -9,17 +9,26 @@ using static TorchSharp.torch;
 //                                    trains the feature classifier of the image metrics on the training split and
 //                                    prints its test accuracy (recorded in the file's metadata).
 //   mlp-speed [threads...]           training steps/s and denoiser evaluations/s of the default 2-D MLP, median of 5 runs.
+//   unet-speed [threads...]          training images/s and denoiser evaluations/s of the reference U-Net (batch 128),
+//                                    medians of 5 runs, with GFLOP/s; --bf16 also times a bfloat16 inference copy.
+//   unet-profile [batch]             time per operation type (conv, GroupNorm, attention, optimizer) of a training step.
+//   unet-memory [steps] [batch]      process RSS over a long training run of the reference U-Net (default 1000 steps, batch 16).
+//                                    The unet-* commands take --channels-last (convolutions on channels-last feature maps)
+//                                    and --mmap (glibc's default allocator settings) to measure what each option brings.
 return args.FirstOrDefault() switch
 {
     "gaussian-csv" => GaussianCsv(args.Skip(1).ToArray()),
     "mlp-speed" => MlpSpeed(args.Skip(1).ToArray()),
     "train-classifier" => TrainClassifier(args.Skip(1).ToArray()),
+    "unet-speed" => UNetBench.Speed(args.Skip(1).ToArray()),
+    "unet-profile" => UNetProfile.Run(args.Skip(1).ToArray()),
+    "unet-memory" => UNetBench.Memory(args.Skip(1).ToArray()),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Diffuse.Bench gaussian-csv <file.csv> [rows] | train-classifier <fashion-mnist|mnist> <out.safetensors> [epochs] | mlp-speed [threads...]");
+    Console.Error.WriteLine("usage: Diffuse.Bench gaussian-csv <file.csv> [rows] | train-classifier <fashion-mnist|mnist> <out.safetensors> [epochs] | mlp-speed [threads...] | unet-speed [threads...] | unet-profile [batch] | unet-memory [steps] [batch]");
     return 2;
 }
 
