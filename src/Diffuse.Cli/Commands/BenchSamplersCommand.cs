@@ -256,7 +256,7 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
                 series.Add(new LineSeries($"ODE limit: ddim, {model.Schedule.Timesteps} steps", new[] { xs.Min(), xs.Max() }, new[] { ode, ode }));
                 string title = $"{SamplerSpacings.Name(spacing)}: {result.MetricName} gap to {model.Schedule.Timesteps}-step DDPM (lower is better)";
                 string low = floor.ToString("G3", CultureInfo.InvariantCulture), high = top.ToString("G3", CultureInfo.InvariantCulture);
-                string xLabel = "network evaluations per sample (NFE); " + (clipped ? $"gaps outside {low} to {high} drawn at the limit" : $"gaps below {low} drawn at it");
+                string xLabel = clipped ? $"NFE per sample; gaps outside {low} to {high} drawn at the limit" : $"NFE per sample; gaps below {low} drawn at it";
                 charts.Add(Figures.RenderLineChart(title, series, xLabel, $"gap ({result.MetricUnit})", logY: true));
             }
             using var figure = new SKBitmap(Figures.LineChartWidth, Figures.LineChartHeight * charts.Count);
