@@ -76,7 +76,12 @@ public static class Program
             config.AddCommand<SampleCommand>("sample")
                 .WithDescription("Generate samples from a trained model into a CSV file or a PNG scatter plot.")
                 .WithExample("sample", "--model", "runs/moons", "--count", "2000", "--out", "samples.png")
-                .WithExample("sample", "--model", "runs/moons", "--count", "500", "--out", "samples.csv", "--sampler", "ddim", "--steps", "50");
+                .WithExample("sample", "--model", "runs/moons", "--count", "500", "--out", "samples.csv", "--sampler", "ddim", "--steps", "50")
+                .WithExample("sample", "--model", "runs/moons", "--count", "2000", "--out", "samples.png", "--nfe", "10");
+            config.AddCommand<BenchSamplersCommand>("bench-samplers")
+                .WithDescription("Compare every sampler at budgets of network evaluations on a trained model; record the best setting per budget, which 'sample' and 'eval' then use by default.")
+                .WithExample("bench-samplers", "--model", "runs/moons")
+                .WithExample("bench-samplers", "--model", "runs/moons", "--budgets", "5,10,20", "--samplers", "ddim,dpm++2m,unipc", "--count", "1000");
             config.AddCommand<NoiseCommand>("noise")
                 .WithDescription("Show the forward process on real images: a grid of images at growing noise levels, or an animated GIF.")
                 .WithExample("noise", "--data", "fashion-mnist", "--out", "forward.png")

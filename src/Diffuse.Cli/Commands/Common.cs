@@ -29,13 +29,18 @@ public class SamplerSettings : CommonSettings
 {
     /// <summary>Sampler name.</summary>
     [CommandOption("--sampler <NAME>")]
-    [Description("ddpm (ancestral, default), ddim, euler, heun, euler-ancestral, dpm++2m, dpm++3m, dpm++2m-sde or unipc. All but ddpm and ddim step on noise levels (see --sigmas).")]
-    public string Sampler { get; init; } = "ddpm";
+    [Description("ddpm (ancestral), ddim, euler, heun, euler-ancestral, dpm++2m, dpm++3m, dpm++2m-sde or unipc. All but ddpm and ddim step on noise levels (see --sigmas). Default: the setting recorded by 'diffuse bench-samplers' in the model's sampler.json, else ddpm over every trained timestep.")]
+    public string? Sampler { get; init; }
 
     /// <summary>Number of steps.</summary>
     [CommandOption("--steps <N>")]
     [Description("Sampling steps (default: as many as trained timesteps). Heun makes two network evaluations per step.")]
-    public int Steps { get; init; }
+    public int? Steps { get; init; }
+
+    /// <summary>Budget of network evaluations.</summary>
+    [CommandOption("--nfe <N>")]
+    [Description("Network evaluations per sample: without --sampler, the best setting recorded by 'diffuse bench-samplers' for the largest budget up to N; with --sampler, the most steps that cost at most N.")]
+    public int? Nfe { get; init; }
 
     /// <summary>Noise levels of the σ-space samplers.</summary>
     [CommandOption("--sigmas <SPACING|LIST>")]
@@ -70,7 +75,7 @@ public class SamplerSettings : CommonSettings
     /// <summary>DDIM η.</summary>
     [CommandOption("--eta <E>")]
     [Description("DDIM stochasticity η: 0 deterministic, 1 like DDPM. Default 0.")]
-    public double Eta { get; init; }
+    public double? Eta { get; init; }
 
     /// <summary>Timestep spacing.</summary>
     [CommandOption("--spacing <NAME>")]
@@ -100,7 +105,7 @@ public class SamplerSettings : CommonSettings
     /// <summary>The sampler options these settings describe.</summary>
     public SamplerOptions ToSamplerOptions()
     {
-        var kind = SamplerNames.Parse(Sampler);
+        var kind = SamplerNames.Parse(Sampler ?? "ddpm");
         var spacing = Spacing is null ? TimestepSpacing.Trailing : Parse.Enum<TimestepSpacing>("--spacing", Spacing);
         var levels = NoiseLevelSpacing.Timesteps;
         double[]? list = null;
@@ -125,9 +130,9 @@ public class SamplerSettings : CommonSettings
         if (Rho is not null && levels != NoiseLevelSpacing.Karras) throw new DiffuseException("--rho applies to --sigmas karras only.");
         var options = new SamplerOptions(
             kind,
-            Steps,
+            Steps ?? 0,
             spacing,
-            Eta,
+            Eta ?? 0,
             Parse.Enum<DdpmVariance>("--variance", Variance),
             Clip,
             Sigmas: levels,
@@ -136,6 +141,52 @@ public class SamplerSettings : CommonSettings
             Churn: churn);
         options.Validate();
         return options;
+    }
+
+    /// <summary>
+    /// Whether an option that chooses the sampler or its steps was given (--sampler, --steps, --sigmas, --spacing, --eta,
+    /// --rho or a churn option): then the recorded setting of sampler.json is not used.
+    /// </summary>
+    public bool ChoosesSampler =>
+        Sampler is not null || Steps is not null || Sigmas is not null || Spacing is not null || Eta is not null || Rho is not null ||
+        SChurn is not null || STmin is not null || STmax is not null || SNoise is not null;
+
+    /// <summary>
+    /// The sampler to use for <paramref name="model"/> loaded from <paramref name="folder"/>, and the line that says which
+    /// (printed after "sampler: "). The rule: options that choose the sampler (<see cref="ChoosesSampler"/>) win, and
+    /// with --nfe take the most steps within that many evaluations; otherwise the model's sampler.json (written by
+    /// 'diffuse bench-samplers') gives the best setting of the largest budget up to --nfe, or of its default budget
+    /// without --nfe; without sampler.json, DDPM over every trained timestep. --clip and --variance apply in every case.
+    /// </summary>
+    public (SamplerOptions Options, string Description) ResolveSampler(DiffusionModel model, string folder)
+    {
+        if (Nfe is < 1) throw new DiffuseException($"--nfe must be at least 1 (got {Nfe}).");
+        var schedule = model.Schedule;
+        if (ChoosesSampler)
+        {
+            var options = ToSamplerOptions();
+            if (Nfe is { } budget)
+            {
+                if (Steps is not null) throw new DiffuseException("--nfe and --steps both set the cost of a sample: give one of them.");
+                if (options.SigmaList is not null) throw new DiffuseException("--nfe and a --sigmas list both set the steps: give one of them.");
+                options = options with { Steps = SamplerSetting.StepsForBudget(options, schedule, budget) };
+            }
+            return (options, $"{SamplerSpacings.Describe(options, schedule)} ({options.FunctionEvaluations(schedule)} network evaluations)");
+        }
+        var record = SamplerRecord.Load(folder);
+        var defaults = ToSamplerOptions();
+        if (record is null)
+        {
+            if (Nfe is { } n)
+                throw new DiffuseException($"--nfe {n} picks a setting measured by 'diffuse bench-samplers', but {folder} has no {SamplerRecord.FileName}: run 'diffuse bench-samplers --model {folder}' first, or give --sampler (with --nfe it then takes the most steps within {n} evaluations).");
+            return (defaults, $"{SamplerSpacings.Describe(defaults, schedule)} (the default; 'diffuse bench-samplers' finds faster settings)");
+        }
+        var entry = record.Choose(Nfe);
+        var chosen = SamplerRecord.ToSetting(entry).ToOptions(defaults);
+        if (record.ModelStep != model.Config.Step)
+            CliContext.Out.WriteLine($"note: {SamplerRecord.FileName} was measured at training step {record.ModelStep}, the model is now at step {model.Config.Step}; run 'diffuse bench-samplers' again to update it.");
+        string why = Nfe is null ? $"budget {entry.Budget}" : $"budget {entry.Budget} for --nfe {Nfe}";
+        return (chosen, $"{SamplerSpacings.Describe(chosen, schedule)} (from bench-samplers, {why})");
     }
 }
 

@@ -130,19 +130,19 @@ public sealed class EvalCommand : Command<EvalSettings>
         if (settings.Count < 10) throw new DiffuseException($"--count must be at least 10 (got {settings.Count}).");
         CliContext.RequireSingleProcess("eval");
         settings.ApplyThreads();
-        var options = settings.ToSamplerOptions();
         var boundVariance = Parse.Enum<DdpmVariance>("--nll-variance", settings.NllVariance ?? "large");
         bool ode = settings.UsesOde();
         var odeOptions = ode ? settings.ToOdeOptions() : null;
         using var model = DiffusionModel.Load(settings.Model);
         model.ClampToDataRange = !settings.NoClamp;
+        var (options, samplerDescription) = settings.ResolveSampler(model, settings.Model);
         using var scope = NewDisposeScope();
         var (train, heldOut, description) = ResolveData(model, settings.Data, settings.Count);
         int count = (int)Math.Min(settings.Count, Math.Min(train.shape[0], heldOut.shape[0] * 4));
         CliContext.Out.WriteLine($"model {settings.Model}: {model.Config.Data.Source}, {model.Config.Step} steps; comparing with {description}");
+        CliContext.Out.WriteLine($"sampler: {samplerDescription}; {count} samples");
         var generated = SampleCommand.Generate(model, count, settings.Seed, options, cancellationToken);
         var report = SampleMetrics.Evaluate(generated, train, heldOut, seed: (long)settings.Seed);
-        CliContext.Out.WriteLine($"sampler: {settings.Sampler}, {options.StepCount(model.Schedule)} steps ({options.FunctionEvaluations(model.Schedule)} network evaluations), {count} samples");
         CliContext.Out.WriteLine(report.Format());
         if (settings.Nll)
         {

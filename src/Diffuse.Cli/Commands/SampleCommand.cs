@@ -38,9 +38,10 @@ public sealed class SampleCommand : Command<SampleSettings>
         if (settings.Count < 1) throw new DiffuseException($"--count must be at least 1 (got {settings.Count}).");
         CliContext.RequireSingleProcess("sample");
         settings.ApplyThreads();
-        var options = settings.ToSamplerOptions();
         using var model = DiffusionModel.Load(settings.Model);
         model.ClampToDataRange = !settings.NoClamp;
+        var (options, description) = settings.ResolveSampler(model, settings.Model);
+        CliContext.Out.WriteLine($"sampler: {description}");
         using var scope = NewDisposeScope();
         var samples = Generate(model, settings.Count, settings.Seed, options, cancellationToken);
         if (extension == ".csv")
@@ -52,7 +53,7 @@ public sealed class SampleCommand : Command<SampleSettings>
         }
         else
         {
-            string title = $"{settings.Count} samples, {settings.Sampler} {options.StepCount(model.Schedule)} steps";
+            string title = $"{settings.Count} samples, {Diffuse.Sampling.SamplerNames.Name(options.Kind)} {options.StepCount(model.Schedule)} steps";
             Figures.SaveScatterPanels(settings.Out, new[] { Pictures.Panel(title, samples) }, new FigureOptions(AxisLimit: Pictures.AxisLimit(model.Config.Data)));
         }
         CliContext.Out.WriteLine($"wrote {settings.Count} samples to {Path.GetFullPath(settings.Out)}");

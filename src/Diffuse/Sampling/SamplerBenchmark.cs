@@ -1,0 +1,163 @@
+using System.Diagnostics;
+using Diffuse.Evaluation;
+using Diffuse.Schedules;
+
+namespace Diffuse.Sampling;
+
+/// <summary>What <see cref="SamplerBenchmark.Run"/> measures.</summary>
+/// <param name="Budgets">Budgets of network evaluations (NFE) per sample, each ≥ 1.</param>
+/// <param name="Samplers">The algorithms to compare.</param>
+/// <param name="Spacings">
+/// The spacings: σ-space samplers run with each; DDPM and DDIM only with the timestep spacings among them (trailing,
+/// leading, linspace).
+/// </param>
+/// <param name="Count">Samples per setting (≥ 2).</param>
+/// <param name="Seed">Sampling seed: every setting draws samples 0 … Count − 1 of this seed, so all start from the same noise.</param>
+public sealed record SamplerBenchmarkOptions(
+    IReadOnlyList<int> Budgets, IReadOnlyList<SamplerKind> Samplers, IReadOnlyList<SamplerSpacing> Spacings, int Count, ulong Seed = 0)
+{
+    /// <summary>The default budgets: 5, 10, 20, 50 and 100 evaluations.</summary>
+    public static IReadOnlyList<int> DefaultBudgets { get; } = new[] { 5, 10, 20, 50, 100 };
+
+    /// <summary>The default spacings: trailing timesteps, Karras and uniform log-SNR.</summary>
+    public static IReadOnlyList<SamplerSpacing> DefaultSpacings { get; } = new[] { SamplerSpacing.Trailing, SamplerSpacing.Karras, SamplerSpacing.LogSnr };
+
+    /// <summary>Throws a <see cref="DiffuseException"/> naming the first invalid value.</summary>
+    public void Validate()
+    {
+        if (Budgets.Count == 0) throw new DiffuseException("--budgets is empty: give evaluation budgets such as 5,10,20.");
+        foreach (int b in Budgets)
+            if (b < 1) throw new DiffuseException($"every budget must be at least 1 network evaluation (got {b}).");
+        if (Budgets.Distinct().Count() != Budgets.Count) throw new DiffuseException("--budgets repeats a budget: give each once.");
+        if (Samplers.Count == 0) throw new DiffuseException("--samplers is empty: give at least one sampler.");
+        if (Spacings.Count == 0) throw new DiffuseException("--spacings is empty: give at least one spacing.");
+        if (!Samplers.Any(k => Spacings.Any(s => SamplerSpacings.Fits(k, s))))
+            throw new DiffuseException("ddpm and ddim step on trained timesteps: with only karras or logsnr in --spacings, add a σ-space sampler or the trailing spacing.");
+        if (Count < 2) throw new DiffuseException($"--count must be at least 2 (got {Count}).");
+    }
+}
+
+/// <summary>One measured cell of the benchmark.</summary>
+/// <param name="Setting">The sampler, spacing and steps.</param>
+/// <param name="Budget">The budget this setting was chosen for (the trained count for the reference).</param>
+/// <param name="FunctionEvaluations">What one sample actually cost (≤ <paramref name="Budget"/>).</param>
+/// <param name="Quality">The metric's measurement; its value is NaN when the samples were not finite (the worst result).</param>
+/// <param name="Seconds">Wall time of drawing the samples (the metric not included).</param>
+public sealed record SamplerRun(SamplerSetting Setting, int Budget, int FunctionEvaluations, QualityMeasurement Quality, double Seconds);
+
+/// <summary>Progress of <see cref="SamplerBenchmark.Run"/>: a setting was measured.</summary>
+/// <param name="Done">Settings measured so far (the reference included).</param>
+/// <param name="Total">Settings to measure in all.</param>
+/// <param name="Run">The setting just measured.</param>
+public sealed record SamplerBenchmarkProgress(int Done, int Total, SamplerRun Run);
+
+/// <summary>Everything <see cref="SamplerBenchmark.Run"/> measured, and what it concludes.</summary>
+/// <param name="MetricName">The metric's name (<see cref="ISampleQualityMetric.Name"/>).</param>
+/// <param name="MetricUnit">The metric's unit.</param>
+/// <param name="HigherIsBetter">The metric's direction.</param>
+/// <param name="Options">What was measured.</param>
+/// <param name="Reference">DDPM with every trained timestep: what the other settings are measured against.</param>
+/// <param name="OdeLimit">
+/// DDIM (η = 0) with every trained timestep: the probability-flow ODE solved finely, the limit that every deterministic
+/// sampler (ddim, euler, heun, dpm++2m, dpm++3m, unipc) approaches as its steps grow. Where it falls short of the
+/// reference, the model's ODE and its reverse SDE differ and only the stochastic samplers can close the gap.
+/// </param>
+/// <param name="Runs">Every (setting, budget) cell, by sampler, spacing, then budget; a setting that fits two budgets is measured once and listed under each.</param>
+/// <param name="Best">The best cell of each budget (ascending), by the metric's value; a budget whose samples were all non-finite has none.</param>
+/// <param name="DefaultBudget">
+/// The budget whose best setting <c>diffuse sample</c> uses by default: the smallest budget whose best setting matches
+/// the reference (<see cref="ISampleQualityMetric.Matches"/>: for the KDE score, at most 0.01 nats below it), or the
+/// largest budget when none does.
+/// </param>
+public sealed record SamplerBenchmarkResult(
+    string MetricName, string MetricUnit, bool HigherIsBetter, SamplerBenchmarkOptions Options, SamplerRun Reference, SamplerRun OdeLimit,
+    IReadOnlyList<SamplerRun> Runs, IReadOnlyList<SamplerRun> Best, int DefaultBudget);
+
+/// <summary>
+/// The sampler benchmark on a trained model: for each sampler, spacing and budget of network evaluations, the setting
+/// with the largest cost within the budget (<see cref="SamplerSetting.ForBudget"/>) draws the same samples (same seed,
+/// same indices) and a <see cref="ISampleQualityMetric"/> scores them against real data, beside DDPM with every trained
+/// timestep as the reference and DDIM with every trained timestep as the limit of the deterministic samplers. Wall time
+/// counts sampling only.
+/// </summary>
+public static class SamplerBenchmark
+{
+    /// <summary>The reference setting: DDPM ancestral sampling over every trained timestep.</summary>
+    public static SamplerSetting ReferenceSetting(NoiseSchedule schedule) => new(SamplerKind.Ddpm, SamplerSpacing.Trailing, schedule.Timesteps);
+
+    /// <summary>DDIM with η = 0 over every trained timestep: the probability-flow ODE solved finely.</summary>
+    public static SamplerSetting OdeLimitSetting(NoiseSchedule schedule) => new(SamplerKind.Ddim, SamplerSpacing.Trailing, schedule.Timesteps);
+
+    /// <summary>
+    /// The distinct settings <see cref="Run"/> measures, in order: the reference, the ODE limit, then each setting of
+    /// <see cref="Plan"/> once.
+    /// </summary>
+    public static IReadOnlyList<SamplerSetting> Settings(NoiseSchedule schedule, SamplerBenchmarkOptions options) =>
+        new[] { ReferenceSetting(schedule), OdeLimitSetting(schedule) }.Concat(Plan(schedule, options).Select(c => c.Setting)).Distinct().ToList();
+
+    /// <summary>
+    /// The cells of the grid in report order (sampler, spacing, budget ascending): for every sampler and every spacing it
+    /// accepts, the setting of each budget.
+    /// </summary>
+    public static IReadOnlyList<(SamplerSetting Setting, int Budget)> Plan(NoiseSchedule schedule, SamplerBenchmarkOptions options)
+    {
+        options.Validate();
+        var cells = new List<(SamplerSetting, int)>();
+        foreach (var kind in options.Samplers.Distinct())
+            foreach (var spacing in options.Spacings.Distinct().Where(s => SamplerSpacings.Fits(kind, s)))
+                foreach (int budget in options.Budgets.Order())
+                    cells.Add((SamplerSetting.ForBudget(kind, spacing, schedule, budget), budget));
+        return cells;
+    }
+
+    /// <summary>
+    /// Measures the reference and every cell of <see cref="Plan"/> on <paramref name="model"/> (one measurement per
+    /// distinct setting), reporting each to <paramref name="progress"/>.
+    /// </summary>
+    public static SamplerBenchmarkResult Run(DiffusionModel model, ISampleQualityMetric metric, SamplerBenchmarkOptions options,
+        Action<SamplerBenchmarkProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var schedule = model.Schedule;
+        var plan = Plan(schedule, options);
+        int total = Settings(schedule, options).Count, done = 0;
+        var measured = new Dictionary<SamplerSetting, SamplerRun>();
+
+        SamplerRun Measure(SamplerSetting setting, int budget)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var samplerOptions = setting.ToOptions();
+            var clock = Stopwatch.StartNew();
+            using var samples = model.Sample(options.Count, options.Seed, samplerOptions, _ => cancellationToken.ThrowIfCancellationRequested());
+            double seconds = clock.Elapsed.TotalSeconds;
+            bool finite;
+            using (var check = samples.isfinite().all()) finite = check.item<bool>();
+            var quality = finite ? metric.Measure(samples) : new QualityMeasurement(double.NaN, double.NaN, Array.Empty<KeyValuePair<string, double>>());
+            var run = new SamplerRun(setting, budget, samplerOptions.FunctionEvaluations(schedule), quality, seconds);
+            measured[setting] = run;
+            progress?.Invoke(new SamplerBenchmarkProgress(++done, total, run));
+            return run;
+        }
+
+        var reference = Measure(ReferenceSetting(schedule), schedule.Timesteps);
+        var odeLimit = Measure(OdeLimitSetting(schedule), schedule.Timesteps);
+        var runs = new List<SamplerRun>();
+        foreach (var (setting, budget) in plan)
+        {
+            var run = measured.TryGetValue(setting, out var known) ? known : Measure(setting, budget);
+            runs.Add(run with { Budget = budget });
+        }
+
+        var best = new List<SamplerRun>();
+        foreach (int budget in options.Budgets.Order())
+        {
+            var candidates = runs.Where(r => r.Budget == budget && double.IsFinite(r.Quality.Value)).ToList();
+            if (candidates.Count == 0) continue;
+            best.Add(metric.HigherIsBetter
+                ? candidates.MaxBy(r => r.Quality.Value)!
+                : candidates.MinBy(r => r.Quality.Value)!);
+        }
+        if (best.Count == 0) throw new DiffuseException("every sampler setting produced non-finite samples: the model is broken; train it again.");
+        int defaultBudget = best.FirstOrDefault(r => metric.Matches(r.Quality, reference.Quality))?.Budget ?? best[^1].Budget;
+        return new SamplerBenchmarkResult(metric.Name, metric.Unit, metric.HigherIsBetter, options, reference, odeLimit, runs, best, defaultBudget);
+    }
+}
