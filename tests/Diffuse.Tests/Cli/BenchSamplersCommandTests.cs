@@ -1,3 +1,4 @@
+using static Diffuse.Tests.Cli.Cli;
 using System.Text.Json.Nodes;
 using Diffuse.Cli;
 using Diffuse.Sampling;
@@ -8,23 +9,6 @@ namespace Diffuse.Tests.Cli;
 
 public class BenchSamplersCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Program.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
-    private static void AssertUserError((int Code, string Out, string Err) result, params string[] fragments)
-    {
-        Assert.NotEqual(0, result.Code);
-        Assert.StartsWith("error: ", result.Err);
-        Assert.DoesNotContain("   at ", result.Err);
-        Assert.Single(result.Err.Trim().Split('\n'));
-        foreach (var f in fragments) Assert.Contains(f, result.Err);
-    }
-
     private static string TrainTiny(TempDir dir)
     {
         string model = Path.Combine(dir.Path, "model");

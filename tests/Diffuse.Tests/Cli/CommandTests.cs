@@ -1,3 +1,4 @@
+using static Diffuse.Tests.Cli.Cli;
 using Diffuse.Cli;
 using Diffuse.Tests.Training;
 
@@ -5,23 +6,6 @@ namespace Diffuse.Tests.Cli;
 
 public class CommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Program.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
-    private static void AssertUserError((int Code, string Out, string Err) result, params string[] fragments)
-    {
-        Assert.NotEqual(0, result.Code);
-        Assert.StartsWith("error: ", result.Err);
-        Assert.DoesNotContain("   at ", result.Err);   // no stack trace
-        Assert.Single(result.Err.Trim().Split('\n'));
-        foreach (var f in fragments) Assert.Contains(f, result.Err);
-    }
-
     private static string TrainTiny(TempDir dir, string data = "moons", params string[] extra)
     {
         string model = Path.Combine(dir.Path, "model");

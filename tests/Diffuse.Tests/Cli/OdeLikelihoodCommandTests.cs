@@ -1,3 +1,4 @@
+using static Diffuse.Tests.Cli.Cli;
 using Diffuse.Cli;
 using Diffuse.Tests.Training;
 
@@ -5,22 +6,6 @@ namespace Diffuse.Tests.Cli;
 
 public class OdeLikelihoodCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Program.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
-    private static void AssertUserError((int Code, string Out, string Err) result, string fragment)
-    {
-        Assert.NotEqual(0, result.Code);
-        Assert.StartsWith("error: ", result.Err);
-        Assert.DoesNotContain("   at ", result.Err);
-        Assert.Contains(fragment, result.Err);
-    }
-
     [Fact]
     public void EvalNllMethodOdePrintsTheMethodItsSettingsAndTheLikelihood()
     {
