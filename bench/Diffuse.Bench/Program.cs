@@ -14,7 +14,7 @@ using static TorchSharp.torch;
 //   unet-profile [batch]             time per operation type (conv, GroupNorm, attention, optimizer) of a training step.
 //   unet-memory [steps] [batch]      process RSS over a long training run of the reference U-Net (default 1000 steps, batch 16).
 //                                    The unet-* commands take --channels-last (convolutions on channels-last feature maps)
-//                                    and --mmap (glibc's default allocator settings) to measure what each option brings.
+//                                    and --keep-freed (NativeAllocator.KeepFreedMemory) to measure what each option brings.
 return args.FirstOrDefault() switch
 {
     "gaussian-csv" => GaussianCsv(args.Skip(1).ToArray()),

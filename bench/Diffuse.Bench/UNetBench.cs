@@ -76,12 +76,12 @@ internal static class UNetBench
     /// <summary>
     /// Thread counts (numbers) and flags: <c>--channels-last</c> runs the convolutions on channels-last feature maps;
     /// <c>--bf16</c> (unet-speed) also times a bfloat16 inference copy;
-    /// <c>--mmap</c> leaves glibc's default of mapping and unmapping large blocks (<see cref="NativeAllocator"/>).
+    /// <c>--keep-freed</c> calls <see cref="NativeAllocator.KeepFreedMemory"/> (no mmap/munmap of large blocks).
     /// </summary>
     public static (int[] Threads, bool ChannelsLast) Options(string[] args)
     {
         var threads = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
-        bool keep = !args.Contains("--mmap") && NativeAllocator.KeepFreedMemory();
+        bool keep = args.Contains("--keep-freed") && NativeAllocator.KeepFreedMemory();
         bool channelsLast = args.Contains("--channels-last");
         Console.WriteLine($"layout {(channelsLast ? "channels-last convolutions" : "standard (NCHW)")}; allocator {(keep ? "keeps freed memory" : "glibc default (mmap for blocks above 32 MiB)")}");
         return (threads.Length > 0 ? threads : new[] { 1, 2 }, channelsLast);
@@ -133,6 +133,29 @@ internal static class UNetBench
         return 0;
     }
 
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct MallInfo2
+    {
+        public nuint Arena, Ordblks, Smblks, Hblks, Hblkhd, Usmblks, Fsmblks, Uordblks, Fordblks, Keepcost;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mallinfo2")]
+    private static extern MallInfo2 MallInfo();
+
+    /// <summary>Bytes glibc's malloc has handed out and not taken back (all arenas' in-use chunks plus mapped blocks).</summary>
+    private static double NativeHeapInUse()
+    {
+        try
+        {
+            var info = MallInfo();
+            return (double)info.Uordblks + info.Hblkhd;
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return double.NaN;
+        }
+    }
+
     public static int Memory(string[] args)
     {
         var (numbers, channelsLast) = Options(args);
@@ -153,10 +176,11 @@ internal static class UNetBench
                 var timesteps = randint(0, Timesteps, new long[] { batch }).to_type(ScalarType.Float32);
                 TrainStep(network, optimizer, z, timesteps, eps);
             }
-            if (step is 1 or 10 or 100 or 500 || step % 1000 == 0 || step == steps)
+            if (step is 1 or 10 or 100 or 200 or 500 || step % 1000 == 0 || step == steps)
             {
                 using var process = Process.GetCurrentProcess();
-                Console.WriteLine($"step {step}: RSS {F(process.WorkingSet64 / 1048576.0, "F1")} MiB, live tensors {DisposeScopeManager.Statistics.ThreadTotalLiveCount}, {F(clock.Elapsed.TotalSeconds, "F0")} s");
+                Console.WriteLine($"step {step}: RSS {F(process.WorkingSet64 / 1048576.0, "F1")} MiB (native heap in use {F(NativeHeapInUse() / 1048576.0, "F1")} MiB, " +
+                    $".NET heap {F(GC.GetTotalMemory(false) / 1048576.0, "F1")} MiB), live tensors {DisposeScopeManager.Statistics.ThreadTotalLiveCount}, {F(clock.Elapsed.TotalSeconds, "F0")} s");
             }
         }
         return 0;
