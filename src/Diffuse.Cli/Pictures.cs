@@ -33,4 +33,35 @@ public static class Pictures
         int window = Math.Max(1, losses.Count / 50);
         Figures.SaveLineChart(path, "Training loss", new[] { new LineSeries("loss", x, y) }, "step", "loss", logY: true, smoothWindow: window);
     }
+
+    /// <summary>Writes the smoothed training loss of each quarter of the timesteps (low noise first) against the step.</summary>
+    public static void QuartileLossCurve(string path, IReadOnlyList<(int Step, double Loss)> losses, IReadOnlyList<double[]> quartiles)
+    {
+        if (losses.Count == 0 || quartiles.Count != losses.Count) return;
+        var x = losses.Select(l => (double)l.Step).ToArray();
+        int window = Math.Max(1, losses.Count / 50);
+        var series = Enumerable.Range(0, quartiles[0].Length).Select(q =>
+        {
+            // A quarter that no example of a step fell in has no loss at that step: carry the last value over.
+            var y = new double[losses.Count];
+            double last = double.NaN;
+            for (int i = 0; i < y.Length; i++) y[i] = last = double.IsNaN(quartiles[i][q]) ? last : quartiles[i][q];
+            double first = y.FirstOrDefault(v => !double.IsNaN(v));
+            for (int i = 0; i < y.Length && double.IsNaN(y[i]); i++) y[i] = first;
+            return new LineSeries($"t in quarter {q + 1}", x, y);
+        }).ToArray();
+        Figures.SaveLineChart(path, "Training loss by timestep quarter (1 = least noise)", series, "step", "loss", logY: true, smoothWindow: window);
+    }
+
+    /// <summary>
+    /// Writes images in the model range [−1, 1], [N, C, H, W], as a PNG grid of <paramref name="columns"/> per row, with
+    /// optional labels left of the rows; small images are drawn at twice their size.
+    /// </summary>
+    public static void ImageGrid(string path, Tensor images, int columns, IReadOnlyList<string>? rowLabels = null)
+    {
+        using var scope = NewDisposeScope();
+        var unit = images.to_type(ScalarType.Float32).add(1).div_(2).contiguous();
+        int n = (int)unit.shape[0], c = (int)unit.shape[1], h = (int)unit.shape[2], w = (int)unit.shape[3];
+        Figures.SaveImageGrid(path, unit.data<float>().ToArray(), n, c, h, w, Math.Min(columns, n), scale: h < 64 ? 2 : 1, rowLabels: rowLabels);
+    }
 }

@@ -43,9 +43,14 @@ public sealed class ProgressBar : IDisposable
         }
         else
         {
+            // Redirected output (a log file): a line at every tenth of the work, and at least one a minute for long runs.
             int decile = (int)(fraction * 10);
-            if (decile == _lastDecile) return;
+            long now = _clock.ElapsedTicks;
+            bool minute = _lastDrawTicks >= 0 && now - _lastDrawTicks >= 60 * Stopwatch.Frequency;
+            if (decile == _lastDecile && !minute && done < _total) return;
+            if (decile == _lastDecile && done >= _total && _finished) return;
             _lastDecile = decile;
+            _lastDrawTicks = now;
             CliContext.Err.WriteLine(text);
             if (done >= _total) _finished = true;
         }

@@ -1,6 +1,7 @@
 using Diffuse.Checkpoints;
 using Diffuse.Configuration;
 using Diffuse.Data;
+using Diffuse.Data.Images;
 using Diffuse.Denoisers;
 using Diffuse.Evaluation;
 using Diffuse.Models;
@@ -13,35 +14,33 @@ namespace Diffuse;
 
 /// <summary>
 /// A trained diffusion model ready to sample and evaluate: its configuration, noise schedule, network (the EMA
-/// weights) and data normalisation. Inputs and outputs are in the data's original units.
+/// weights) and data normalisation. For tables, inputs and outputs are in the data's original units; for images, in the
+/// model range [−1, 1] (<see cref="ImageDataset.ToBytes"/> turns them into 8-bit pixels).
 /// </summary>
 public sealed class DiffusionModel : IDisposable
 {
     private readonly bool _ownsNetwork;
+    private readonly NetworkDenoiser _networkDenoiser;
+    private readonly (double[] Lower, double[] Upper)? _bounds;
 
-    private DiffusionModel(DiffusionModelConfig config, MlpNetwork network, bool ownsNetwork)
+    private DiffusionModel(DiffusionModelConfig config, DiffusionNetwork network, bool ownsNetwork)
     {
         Config = config;
         Schedule = NoiseSchedule.Create(config.Schedule);
         Network = network;
         Normalization = new Standardization(config.Data.Mean, config.Data.Std);
-        NetworkDenoiser = new NetworkDenoiser(network, Schedule, config.Prediction);
-        if (config.Data.Min is { } min && config.Data.Max is { } max && min.Length == Dimensions && max.Length == Dimensions)
-        {
-            // The data's bounding box in model units, widened by 5% of its size on each side for unseen data.
-            var lower = new double[Dimensions];
-            var upper = new double[Dimensions];
-            for (int d = 0; d < Dimensions; d++)
-            {
-                double lo = (min[d] - config.Data.Mean[d]) / config.Data.Std[d], hi = (max[d] - config.Data.Mean[d]) / config.Data.Std[d];
-                double margin = 0.05 * (hi - lo);
-                lower[d] = lo - margin;
-                upper[d] = hi + margin;
-            }
-            ClampedDenoiser = new ClampedDenoiser(NetworkDenoiser, Schedule, lower, upper);
-        }
+        _networkDenoiser = new NetworkDenoiser(network, Schedule, config.Prediction);
+        NetworkDenoiser = _networkDenoiser;
+        _bounds = ClampBounds(config);
+        if (_bounds is { } bounds) ClampedDenoiser = new ClampedDenoiser(NetworkDenoiser, Schedule, bounds.Lower, bounds.Upper);
         _ownsNetwork = ownsNetwork;
     }
+
+    /// <summary>Samples per batch of <see cref="Sample"/> for image models (limits memory).</summary>
+    public const int DefaultImageBatch = 256;
+
+    /// <summary>Samples per batch of <see cref="Sample"/> for table models.</summary>
+    public const int DefaultTableBatch = 4096;
 
     /// <summary>The configuration the model was trained with.</summary>
     public DiffusionModelConfig Config { get; }
@@ -50,7 +49,7 @@ public sealed class DiffusionModel : IDisposable
     public NoiseSchedule Schedule { get; }
 
     /// <summary>The network (EMA weights).</summary>
-    public MlpNetwork Network { get; }
+    public DiffusionNetwork Network { get; }
 
     /// <summary>The map between original units and model units.</summary>
     public Standardization Normalization { get; }
@@ -70,8 +69,20 @@ public sealed class DiffusionModel : IDisposable
     /// <summary>Whether <see cref="Denoiser"/> projects x0 onto the data's bounding box (default true).</summary>
     public bool ClampToDataRange { get; set; } = true;
 
-    /// <summary>Dimensions of one sample.</summary>
-    public int Dimensions => Config.Network.Dimensions;
+    /// <summary>Dimensions of one sample (columns of a table; channels × height × width of an image).</summary>
+    public int Dimensions => (int)ExampleShape.Aggregate(1L, (a, b) => a * b);
+
+    /// <summary>The shape of one sample: [D] for tables, [C, H, W] for images.</summary>
+    public long[] ExampleShape => Config.Data.ExampleShape;
+
+    /// <summary>Whether the model generates images.</summary>
+    public bool IsImage => Config.Data.IsImage;
+
+    /// <summary>Number of classes the model is conditioned on (0 for an unconditional model).</summary>
+    public int ClassCount => Network.ClassCount;
+
+    /// <summary>Names of the classes (index = label); empty for an unconditional model.</summary>
+    public IReadOnlyList<string> ClassNames => ClassCount > 0 && Config.Data.ClassNames is { } names ? names : Array.Empty<string>();
 
     /// <summary>Loads a model folder written by training (config.json and model.safetensors), checking that they fit together.</summary>
     public static DiffusionModel Load(string folder)
@@ -80,7 +91,7 @@ public sealed class DiffusionModel : IDisposable
         var config = DiffusionModelConfig.Load(Path.Combine(folder, Trainer.ConfigFile));
         string weights = Path.Combine(folder, Trainer.WeightsFile);
         if (!File.Exists(weights)) throw new DiffuseException($"'{folder}' has config.json but no {Trainer.WeightsFile}. Train the model again.");
-        var network = new MlpNetwork(config.Network, config.Schedule.Timesteps);
+        var network = config.Network.Create(config.Schedule.Timesteps);
         try
         {
             using var scope = NewDisposeScope();
@@ -96,19 +107,100 @@ public sealed class DiffusionModel : IDisposable
     }
 
     /// <summary>Wraps a network in memory (e.g. a trainer's EMA network).</summary>
-    public static DiffusionModel FromNetwork(DiffusionModelConfig config, MlpNetwork network, bool ownsNetwork) => new(config, network, ownsNetwork);
+    public static DiffusionModel FromNetwork(DiffusionModelConfig config, DiffusionNetwork network, bool ownsNetwork) => new(config, network, ownsNetwork);
 
     /// <summary>
     /// Draws samples <paramref name="first"/> … <paramref name="first"/> + <paramref name="count"/> − 1 for
-    /// <paramref name="seed"/>, in the data's original units: float32 [count, D], owned by the caller. Sample i depends
-    /// only on (seed, i).
+    /// <paramref name="seed"/>: float32 [count, D] in the data's original units for tables, [count, C, H, W] in [−1, 1]
+    /// for images; owned by the caller. Sample i depends only on (seed, i) and, for a conditional model, its class.
     /// </summary>
-    public Tensor Sample(int count, ulong seed, SamplerOptions? options = null, Action<SamplerStep>? onStep = null, long first = 0)
+    /// <param name="count">Number of samples.</param>
+    /// <param name="seed">The seed; sample i's noise is a function of (seed, i) only.</param>
+    /// <param name="options">Sampler and steps (default: DDPM over every timestep).</param>
+    /// <param name="onStep">Called after every step of every batch (for progress bars and animations).</param>
+    /// <param name="first">Number of the first sample (to continue or shard a run).</param>
+    /// <param name="classes">
+    /// For a class-conditional model, the class of each sample (<paramref name="count"/> labels in 0 … classes − 1);
+    /// null samples unconditionally (the null class).
+    /// </param>
+    /// <param name="guidance">
+    /// Classifier-free guidance scale w (Ho and Salimans 2022): ε̃ = ε_uncond + w·(ε_cond − ε_uncond); 1 is the plain
+    /// conditional model, 0 the unconditional one, larger values trade diversity for fidelity.
+    /// </param>
+    /// <param name="batchSize">Samples per batch (limits memory; does not change the samples).</param>
+    public Tensor Sample(int count, ulong seed, SamplerOptions? options = null, Action<SamplerStep>? onStep = null, long first = 0,
+        IReadOnlyList<long>? classes = null, double guidance = 1.0, int batchSize = 0)
     {
         options ??= new SamplerOptions();
-        using var scope = NewDisposeScope();
-        var z = Sampler.Generate(Denoiser, Schedule, new long[] { Dimensions }, count, seed, options, first, onStep: onStep);
-        return Normalization.Invert(z).MoveToOuterDisposeScope();
+        options.Validate();
+        if (count < 1) throw new DiffuseException($"the number of samples must be at least 1 (got {count}).");
+        if (batchSize <= 0) batchSize = IsImage ? DefaultImageBatch : DefaultTableBatch;
+        if (classes is not null)
+        {
+            if (ClassCount == 0) throw new DiffuseException("this model was trained without classes, so --class cannot be used. Sample without it.");
+            if (classes.Count != count) throw new ArgumentException($"{classes.Count} class labels were given for {count} samples.", nameof(classes));
+            foreach (long c in classes)
+                if (c < 0 || c >= ClassCount)
+                    throw new DiffuseException($"class {c} does not exist: this model knows classes 0 … {ClassCount - 1} ({string.Join(", ", ClassNames.Select((n, i) => $"{i} {n}"))}).");
+        }
+        if (double.IsNaN(guidance) || guidance < 0) throw new DiffuseException($"the guidance scale must be zero or positive (got {guidance}).");
+        var batches = new List<Tensor>();
+        try
+        {
+            for (long start = first; start < first + count; start += batchSize)
+            {
+                int size = (int)Math.Min(batchSize, first + count - start);
+                using var scope = NewDisposeScope();
+                IDenoiser denoiser = Denoiser;
+                if (classes is not null)
+                {
+                    var labels = tensor(Enumerable.Range((int)(start - first), size).Select(i => classes[i]).ToArray());
+                    IDenoiser guided = new ClassifierFreeGuidance(_networkDenoiser, labels, guidance);
+                    denoiser = ClampToDataRange && ClampedDenoiser is not null ? Reclamp(guided) : guided;
+                }
+                var z = Sampler.SampleBatch(denoiser, Schedule, ExampleShape, start, size, seed, options, onStep);
+                var result = IsImage ? z.clamp(-1, 1) : Normalization.Invert(z);
+                batches.Add(result.MoveToOuterDisposeScope());
+            }
+            return batches.Count == 1 ? batches[0].alias() : cat(batches, 0);
+        }
+        finally
+        {
+            foreach (var b in batches) b.Dispose();
+        }
+    }
+
+    /// <summary>Draws images as 8-bit pixels: <see cref="Sample"/> mapped by <see cref="ImageDataset.ToBytes"/>, uint8 [count, C, H, W].</summary>
+    public Tensor SampleImages(int count, ulong seed, SamplerOptions? options = null, Action<SamplerStep>? onStep = null, long first = 0,
+        IReadOnlyList<long>? classes = null, double guidance = 1.0, int batchSize = 0)
+    {
+        if (!IsImage) throw new DiffuseException($"this model was trained on a table ({Config.Data.Source}), not on images.");
+        using var samples = Sample(count, seed, options, onStep, first, classes, guidance, batchSize);
+        return ImageDataset.ToBytes(samples);
+    }
+
+    /// <summary>The same projection as <see cref="ClampedDenoiser"/>, around another denoiser (the guided one).</summary>
+    private IDenoiser Reclamp(IDenoiser inner) => new ClampedDenoiser(inner, Schedule, _bounds!.Value.Lower, _bounds.Value.Upper);
+
+    /// <summary>
+    /// Where x̂0 is projected: [−1, 1] for images (DDPM's "clip_denoised"); for tables the training data's bounding box
+    /// in model units, widened by 5% of its size on each side for unseen data; null when the config has no range.
+    /// </summary>
+    private static (double[] Lower, double[] Upper)? ClampBounds(DiffusionModelConfig config)
+    {
+        if (config.Data.IsImage) return (new[] { -1.0 }, new[] { 1.0 });
+        int dims = config.Data.Columns.Length;
+        if (config.Data.Min is not { } min || config.Data.Max is not { } max || min.Length != dims || max.Length != dims) return null;
+        var lower = new double[dims];
+        var upper = new double[dims];
+        for (int d = 0; d < dims; d++)
+        {
+            double lo = (min[d] - config.Data.Mean[d]) / config.Data.Std[d], hi = (max[d] - config.Data.Mean[d]) / config.Data.Std[d];
+            double margin = 0.05 * (hi - lo);
+            lower[d] = lo - margin;
+            upper[d] = hi + margin;
+        }
+        return (lower, upper);
     }
 
     /// <summary>
@@ -141,9 +233,47 @@ public sealed class DiffusionModel : IDisposable
             Normalization.LogScalePerDimension, onProgress);
     }
 
+    /// <summary>
+    /// The variational bound on the negative log-likelihood of 8-bit <paramref name="images"/> with the discretised
+    /// Gaussian decoder (Ho et al. 2020, §3.3, eq. 13), in nats per dimension (<see cref="BoundResult.BitsPerDim"/> gives
+    /// bits); the likelihood of a conditional model is its unconditional one (the null class).
+    /// </summary>
+    public BoundResult Bound(ImageDataset images, ulong seed = 0, DdpmVariance variance = DdpmVariance.Large, Action<int, int>? onProgress = null,
+        int batchSize = 250)
+    {
+        CheckImages(images);
+        using var scope = NewDisposeScope();
+        var x = ImageDataset.ToModelRange(images.Images);
+        return VariationalBound.Compute(Denoiser, Schedule, x, seed, variance, new DiscretizedGaussianDecoder(), 0, batchSize, onProgress);
+    }
+
+    /// <summary>
+    /// The negative log-likelihood of 8-bit <paramref name="images"/> through the probability-flow ODE (Song et al. 2021,
+    /// App. D.2) in nats per dimension of the discrete data, with uniform dequantisation (set
+    /// <see cref="OdeLikelihoodOptions.Dequantize"/>, the default here), so that it bounds the discrete NLL.
+    /// </summary>
+    public LikelihoodResult OdeNll(ImageDataset images, OdeLikelihoodOptions? options = null, ulong seed = 0, Action<int, int>? onProgress = null)
+    {
+        CheckImages(images);
+        options ??= new OdeLikelihoodOptions(Dequantize: true);
+        using var scope = NewDisposeScope();
+        var x = ImageDataset.ToModelRange(images.Images);
+        return OdeLikelihood.Compute(SigmaDenoiser.From(Denoiser, Schedule), Schedule, x, options, seed, 0, onProgress);
+    }
+
+    /// <summary>Throws a clear error when <paramref name="images"/> do not have this model's image shape.</summary>
+    public void CheckImages(ImageDataset images)
+    {
+        if (!IsImage) throw new DiffuseException($"this model was trained on a table ({Config.Data.Source}), not on images. Give a CSV file or a built-in distribution.");
+        var shape = ExampleShape;
+        if (images.Channels != shape[0] || images.Height != shape[1] || images.Width != shape[2])
+            throw new DiffuseException($"the images are {images.Channels}×{images.Height}×{images.Width} but the model was trained on {shape[0]}×{shape[1]}×{shape[2]} ({Config.Data.Source}). Give images of the same size and channels.");
+    }
+
     /// <summary>Throws a clear error when <paramref name="data"/> does not have this model's columns.</summary>
     public void CheckColumns(Tensor data)
     {
+        if (IsImage) throw new DiffuseException($"this model was trained on images ({Config.Data.Source}); give images, not a table.");
         if (data.dim() != 2 || data.shape[1] != Dimensions)
             throw new DiffuseException($"the data has shape [{string.Join(", ", data.shape)}] but the model was trained on {Dimensions} columns ({string.Join(", ", Config.Data.Columns)}). Give data with the same columns.");
     }

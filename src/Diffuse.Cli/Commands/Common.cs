@@ -102,6 +102,9 @@ public class SamplerSettings : CommonSettings
     [Description("Do not project each step's x0 estimate onto the training data's bounding box (on by default; the exact denoiser always lies inside it).")]
     public bool NoClamp { get; init; }
 
+    /// <summary>Steps of the default image sampler (DPM-Solver++(2M) on log-SNR-uniform levels) when a model has no sampler.json.</summary>
+    public const int ImageDefaultSteps = 20;
+
     /// <summary>The sampler options these settings describe.</summary>
     public SamplerOptions ToSamplerOptions()
     {
@@ -158,7 +161,7 @@ public class SamplerSettings : CommonSettings
     /// 'diffuse bench-samplers') gives the best setting of the largest budget up to --nfe, or of its default budget
     /// without --nfe; without sampler.json, DDPM over every trained timestep. --clip and --variance apply in every case.
     /// </summary>
-    public (SamplerOptions Options, string Description) ResolveSampler(DiffusionModel model, string folder)
+    public (SamplerOptions Options, string Description) ResolveSampler(DiffusionModel model, string folder, bool imageDefault = false)
     {
         if (Nfe is < 1) throw new DiffuseException($"--nfe must be at least 1 (got {Nfe}).");
         var schedule = model.Schedule;
@@ -179,6 +182,12 @@ public class SamplerSettings : CommonSettings
         {
             if (Nfe is { } n)
                 throw new DiffuseException($"--nfe {n} picks a setting measured by 'diffuse bench-samplers', but {folder} has no {SamplerRecord.FileName}: run 'diffuse bench-samplers --model {folder}' first, or give --sampler (with --nfe it then takes the most steps within {n} evaluations).");
+            if (imageDefault && model.IsImage)
+            {
+                // 1,000 network evaluations per image take minutes on a CPU; 20 DPM-Solver++ steps are close in quality.
+                var fast = defaults with { Kind = SamplerKind.DpmSolver2M, Steps = ImageDefaultSteps, Sigmas = NoiseLevelSpacing.LogSnr };
+                return (fast, $"{SamplerSpacings.Describe(fast, schedule)} (the default for images; 'diffuse bench-samplers' measures others)");
+            }
             return (defaults, $"{SamplerSpacings.Describe(defaults, schedule)} (the default; 'diffuse bench-samplers' finds faster settings)");
         }
         var entry = record.Choose(Nfe);
@@ -241,6 +250,18 @@ public static class Parse
 
     /// <summary>The prediction named by --prediction.</summary>
     public static Prediction Prediction(string value) => Enum<Prediction>("--prediction", value);
+
+    /// <summary>Parses a comma-separated list of positive integers for <paramref name="option"/>.</summary>
+    public static int[] IntList(string value, string option)
+    {
+        var parts = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var result = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out result[i]) || result[i] < 1)
+                throw new DiffuseException($"{option} takes positive integers separated by commas, e.g. 1,2,2 (got '{value}').");
+        if (result.Length == 0) throw new DiffuseException($"{option} needs at least one value, e.g. 1,2,2.");
+        return result;
+    }
 
     /// <summary>Formats a number for output with invariant culture.</summary>
     public static string F(double value, int digits = 4) => value.ToString("F" + digits, CultureInfo.InvariantCulture);

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using Diffuse.Data;
+using Diffuse.Data.Images;
 using Diffuse.Imaging;
 using Spectre.Console.Cli;
 using static TorchSharp.torch;
@@ -11,68 +12,189 @@ public sealed class SampleSettings : SamplerSettings
 {
     /// <summary>Model folder.</summary>
     [CommandOption("--model <DIR>")]
-    [Description("A model folder written by 'diffuse train'.")]
+    [Description("A model folder written by 'diffuse train', or the name of a model shipped with Diffuse (fashion-mnist).")]
     public string? Model { get; init; }
 
     /// <summary>Count.</summary>
     [CommandOption("--count <N>")]
-    [Description("Number of samples (default 1000).")]
-    public int Count { get; init; } = 1000;
+    [Description("Number of samples (default 1000 for tables; for images 100, or for a class-conditional model without --class 10 per class).")]
+    public int? Count { get; init; }
 
     /// <summary>Output.</summary>
-    [CommandOption("--out <FILE>")]
-    [Description("samples.csv (a table in the data's units) or samples.png (a scatter plot of the first two columns).")]
+    [CommandOption("--out <PATH>")]
+    [Description("Tables: samples.csv (in the data's units) or samples.png (scatter plot). Images: grid.png (one row per class for a class-conditional model) or a folder, which gets one PNG per sample named by seed and number.")]
     public string? Out { get; init; }
+
+    /// <summary>Class.</summary>
+    [CommandOption("--class <K>")]
+    [Description("Class-conditional models: sample only this class (its number or name, e.g. 7 or sneaker).")]
+    public string? Class { get; init; }
+
+    /// <summary>Guidance.</summary>
+    [CommandOption("--guidance <W>")]
+    [Description("Classifier-free guidance scale w: ε = ε_uncond + w·(ε_cond − ε_uncond); 0 unconditional, 1 plain conditional, larger = more typical of the class, less varied (default 2).")]
+    public double? Guidance { get; init; }
+
+    /// <summary>Animation.</summary>
+    [CommandOption("--animation <FILE>")]
+    [Description("Images: also write a GIF of the reverse process (the grid at every step, noise condensing into images).")]
+    public string? Animation { get; init; }
 }
 
 /// <summary><c>diffuse sample</c>.</summary>
 public sealed class SampleCommand : Command<SampleSettings>
 {
+    /// <summary>The guidance scale used when --guidance is not given.</summary>
+    public const double DefaultGuidance = 2.0;
+
     /// <inheritdoc />
     public override int Execute(CommandContext context, SampleSettings settings, CancellationToken cancellationToken)
     {
-        if (string.IsNullOrWhiteSpace(settings.Model)) throw new DiffuseException("--model is required: the folder of a trained model.");
-        if (string.IsNullOrWhiteSpace(settings.Out)) throw new DiffuseException("--out is required: a .csv or .png file.");
-        string extension = Path.GetExtension(settings.Out).ToLowerInvariant();
-        if (extension != ".csv" && extension != ".png") throw new DiffuseException($"--out must end in .csv or .png (got '{settings.Out}').");
-        if (settings.Count < 1) throw new DiffuseException($"--count must be at least 1 (got {settings.Count}).");
+        if (string.IsNullOrWhiteSpace(settings.Model)) throw new DiffuseException("--model is required: the folder of a trained model, or a shipped model's name (fashion-mnist).");
+        if (string.IsNullOrWhiteSpace(settings.Out)) throw new DiffuseException("--out is required: a .csv or .png file, or for images a folder.");
+        if (settings.Count is < 1) throw new DiffuseException($"--count must be at least 1 (got {settings.Count}).");
         CliContext.RequireSingleProcess("sample");
         settings.ApplyThreads();
-        using var model = DiffusionModel.Load(settings.Model);
+        string folder = ModelFolders.Resolve(settings.Model);
+        using var model = DiffusionModel.Load(folder);
         model.ClampToDataRange = !settings.NoClamp;
-        var (options, description) = settings.ResolveSampler(model, settings.Model);
+        if (model.IsImage) return SampleImages(model, folder, settings, cancellationToken);
+        foreach (var (given, name) in new[] { (settings.Class is not null, "--class"), (settings.Guidance is not null, "--guidance"), (settings.Animation is not null, "--animation") })
+            if (given) throw new DiffuseException($"{name} applies to image models; {settings.Model} was trained on a table.");
+        string extension = Path.GetExtension(settings.Out).ToLowerInvariant();
+        if (extension != ".csv" && extension != ".png") throw new DiffuseException($"--out must end in .csv or .png (got '{settings.Out}').");
+        int count = settings.Count ?? 1000;
+        var (options, description) = settings.ResolveSampler(model, folder);
         CliContext.Out.WriteLine($"sampler: {description}");
         using var scope = NewDisposeScope();
-        var samples = Generate(model, settings.Count, settings.Seed, options, cancellationToken);
+        var samples = Generate(model, count, settings.Seed, options, cancellationToken);
         if (extension == ".csv")
         {
-            var values = new float[settings.Count, model.Dimensions];
+            var values = new float[count, model.Dimensions];
             var flat = samples.contiguous().data<float>().ToArray();
             Buffer.BlockCopy(flat, 0, values, 0, flat.Length * sizeof(float));
             CsvTable.Save(settings.Out, model.Config.Data.Columns, values);
         }
         else
         {
-            string title = $"{settings.Count} samples, {Diffuse.Sampling.SamplerNames.Name(options.Kind)} {options.StepCount(model.Schedule)} steps";
+            string title = $"{count} samples, {Diffuse.Sampling.SamplerNames.Name(options.Kind)} {options.StepCount(model.Schedule)} steps";
             Figures.SaveScatterPanels(settings.Out, new[] { Pictures.Panel(title, samples) }, new FigureOptions(AxisLimit: Pictures.AxisLimit(model.Config.Data)));
         }
-        CliContext.Out.WriteLine($"wrote {settings.Count} samples to {Path.GetFullPath(settings.Out)}");
+        CliContext.Out.WriteLine($"wrote {count} samples to {Path.GetFullPath(settings.Out)}");
         return 0;
     }
 
+    private static int SampleImages(DiffusionModel model, string folder, SampleSettings settings, CancellationToken cancellationToken)
+    {
+        string extension = Path.GetExtension(settings.Out!).ToLowerInvariant();
+        bool grid = extension == ".png";
+        if (!grid && extension != "")
+            throw new DiffuseException($"for images --out is a .png grid or a folder for one PNG per sample (got '{settings.Out}').");
+        if (settings.Animation is { } animation && !animation.EndsWith(".gif", StringComparison.OrdinalIgnoreCase))
+            throw new DiffuseException($"--animation must end in .gif (got '{animation}').");
+        int classes = model.ClassCount;
+        if (classes == 0 && (settings.Class is not null || settings.Guidance is not null))
+            throw new DiffuseException($"{(settings.Class is not null ? "--class" : "--guidance")} needs a class-conditional model; {settings.Model} was trained without classes.");
+        long? only = settings.Class is null ? null : ParseClass(settings.Class, model);
+        double guidance = settings.Guidance ?? DefaultGuidance;
+        // Which class each sample gets: one class throughout, or rows of classes 0 … K − 1 with as many samples each.
+        long[]? labels;
+        int count, columns;
+        IReadOnlyList<string>? rowLabels = null;
+        if (classes > 0 && only is null)
+        {
+            int perClass = settings.Count is { } n ? Math.Max(1, n / classes) : 10;
+            count = perClass * classes;
+            labels = Enumerable.Range(0, count).Select(i => (long)(i / perClass)).ToArray();
+            columns = perClass;
+            rowLabels = model.ClassNames.Select((name, i) => $"{i} {name}").ToArray();
+        }
+        else
+        {
+            count = settings.Count ?? 100;
+            labels = only is { } k ? Enumerable.Repeat(k, count).ToArray() : null;
+            columns = (int)Math.Ceiling(Math.Sqrt(count));
+        }
+        var (options, description) = settings.ResolveSampler(model, folder, imageDefault: true);
+        string what = labels is null ? "unconditional" : only is { } c ? $"class {c} ({model.ClassNames[(int)c]}), guidance {guidance:0.##}" : $"{classes} classes, guidance {guidance:0.##}";
+        CliContext.Out.WriteLine($"sampler: {description}; {what}");
+        var frames = new List<Tensor>();
+        int steps = options.StepCount(model.Schedule);
+        int frameEvery = Math.Max(1, steps / 60);
+        try
+        {
+            using var scope = NewDisposeScope();
+            Action<Diffuse.Sampling.SamplerStep>? onFrame = settings.Animation is null ? null : step =>
+            {
+                // The first batch's state at about 60 moments, in model range (z is variance-preserving, so ≈ [−1, 1]).
+                if (step.Step % frameEvery == 0 || step.Step == step.Count)
+                    if (frames.Count < (steps + frameEvery - 1) / frameEvery + 1 && frames.Sum(f => f.shape[0]) < Math.Min(count, 256L) * ((steps + frameEvery - 1) / frameEvery + 1))
+                        frames.Add(step.Z.narrow(0, 0, Math.Min(step.Z.shape[0], 100)).clamp(-1, 1).detach().clone().DetachFromDisposeScope());
+            };
+            var images = Generate(model, count, settings.Seed, options, cancellationToken, labels: labels, guidance: guidance, onStep: onFrame);
+            if (grid)
+            {
+                Pictures.ImageGrid(settings.Out!, images, columns, rowLabels);
+                CliContext.Out.WriteLine($"wrote a grid of {count} samples to {Path.GetFullPath(settings.Out!)}");
+            }
+            else
+            {
+                Directory.CreateDirectory(settings.Out!);
+                var bytes = ImageDataset.ToBytes(images);
+                for (int i = 0; i < count; i++)
+                {
+                    string name = labels is null ? $"seed{settings.Seed}-{i:D5}.png" : $"seed{settings.Seed}-{i:D5}-class{labels[i]}.png";
+                    using var one = bytes[i];
+                    ImageFiles.SavePng(Path.Combine(settings.Out!, name), one);
+                }
+                CliContext.Out.WriteLine($"wrote {count} PNG files to {Path.GetFullPath(settings.Out!)} (sample i of seed s is seed<s>-<i>.png: the same seed and number give the same image)");
+            }
+            if (settings.Animation is { } gif && frames.Count > 0)
+            {
+                int shown = (int)frames[0].shape[0];
+                int gifColumns = labels is not null && only is null ? columns : (int)Math.Ceiling(Math.Sqrt(shown));
+                int fc = (int)frames[0].shape[1], h = (int)frames[0].shape[2], w = (int)frames[0].shape[3];
+                var bitmaps = frames.Select(f => Figures.RenderImageGrid(NoiseCommand.ToUnit(f), shown, fc, h, w, Math.Min(gifColumns, shown), scale: h < 64 ? 2 : 1)).ToList();
+                // Hold the last frame: repeat it so the finished images stay on screen for two seconds.
+                for (int r = 0; r < 20; r++) bitmaps.Add(bitmaps[^1]);
+                try { GifWriter.Save(gif, bitmaps, 8); }
+                finally { foreach (var b in bitmaps.Distinct()) b.Dispose(); }
+                CliContext.Out.WriteLine($"wrote the reverse process ({frames.Count} frames of the first {shown} samples) to {Path.GetFullPath(gif)}");
+            }
+        }
+        finally
+        {
+            foreach (var f in frames) f.Dispose();
+        }
+        return 0;
+    }
+
+    /// <summary>A class given by number or by name (case-insensitive), with the list of classes when it is neither.</summary>
+    public static long ParseClass(string value, DiffusionModel model)
+    {
+        var names = model.ClassNames;
+        if (long.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long k) && k < model.ClassCount) return k;
+        for (int i = 0; i < names.Count; i++)
+            if (string.Equals(names[i], value.Trim(), StringComparison.OrdinalIgnoreCase)) return i;
+        throw new DiffuseException($"--class {value} is not a class of this model; give a number 0 … {model.ClassCount - 1} or a name: {string.Join(", ", names.Select((n, i) => $"{i} {n}"))}.");
+    }
+
     /// <summary>Samples with a progress bar over the sampler's steps.</summary>
-    public static Tensor Generate(DiffusionModel model, int count, ulong seed, Diffuse.Sampling.SamplerOptions options, CancellationToken cancellationToken, string label = "sample", Action<Diffuse.Sampling.SamplerStep>? onStep = null)
+    public static Tensor Generate(DiffusionModel model, int count, ulong seed, Diffuse.Sampling.SamplerOptions options, CancellationToken cancellationToken,
+        string label = "sample", Action<Diffuse.Sampling.SamplerStep>? onStep = null, IReadOnlyList<long>? labels = null, double guidance = 1.0)
     {
         int steps = options.StepCount(model.Schedule);
-        const int batch = 4096;
+        int batch = model.IsImage ? DiffusionModel.DefaultImageBatch : DiffusionModel.DefaultTableBatch;
         int batches = (count + batch - 1) / batch;
         using var bar = new ProgressBar(label, (long)steps * batches, "step");
         long done = 0;
+        int batchIndex = 0;
         return model.Sample(count, seed, options, step =>
         {
             cancellationToken.ThrowIfCancellationRequested();
             bar.Report(++done);
-            onStep?.Invoke(step);
-        });
+            if (step.Step == step.Count) batchIndex++;
+            if (batchIndex == 0 || step.Step == step.Count && batchIndex == 1) onStep?.Invoke(step);
+        }, classes: labels, guidance: guidance);
     }
 }

@@ -17,14 +17,28 @@ namespace Diffuse.Configuration;
 /// <param name="Holdout">Fraction of a CSV file's rows held out of training for evaluation (0 for none).</param>
 /// <param name="Min">Per-column minimum of the training rows (original units).</param>
 /// <param name="Max">Per-column maximum of the training rows (original units).</param>
+/// <param name="ImageShape">
+/// For images, the shape [channels, height, width] of one image (8-bit pixels, mapped to [−1, 1] by the data pipeline:
+/// no standardisation, <paramref name="Columns"/>, <paramref name="Mean"/> and <paramref name="Std"/> are empty); null for tables.
+/// </param>
+/// <param name="ClassNames">Names of the classes of labelled data (index = label); null when the data has no labels.</param>
 public sealed record DataDescription(string Source, string[] Columns, double[] Mean, double[] Std, int Count, string Fingerprint,
-    double Holdout = 0, double[]? Min = null, double[]? Max = null);
+    double Holdout = 0, double[]? Min = null, double[]? Max = null, int[]? ImageShape = null, string[]? ClassNames = null)
+{
+    /// <summary>Whether the model was trained on images.</summary>
+    [JsonIgnore]
+    public bool IsImage => ImageShape is not null;
+
+    /// <summary>The shape of one example: [C, H, W] for images, [D] for tables.</summary>
+    [JsonIgnore]
+    public long[] ExampleShape => ImageShape is { } s ? s.Select(v => (long)v).ToArray() : new long[] { Columns.Length };
+}
 
 /// <summary>
 /// The resolved configuration of a diffusion model, saved as config.json beside every checkpoint: network, schedule,
 /// parameterisation, data normalisation, training settings, the step reached and the library version.
 /// </summary>
-/// <param name="Network">The MLP's shape.</param>
+/// <param name="Network">The network's kind and shape (an MLP for tables, a U-Net for images).</param>
 /// <param name="Schedule">The noise schedule.</param>
 /// <param name="Prediction">What the network predicts.</param>
 /// <param name="Data">The training data's description and normalisation.</param>
@@ -33,7 +47,7 @@ public sealed record DataDescription(string Source, string[] Columns, double[] M
 /// <param name="LibraryVersion">Version of Diffuse that wrote it.</param>
 /// <param name="Format">File format marker.</param>
 public sealed record DiffusionModelConfig(
-    MlpConfig Network,
+    NetworkConfig Network,
     ScheduleConfig Schedule,
     Prediction Prediction,
     DataDescription Data,
@@ -53,6 +67,7 @@ public sealed record DiffusionModelConfig(
     public static JsonSerializerOptions JsonOptions { get; } = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        AllowOutOfOrderMetadataProperties = true,
         WriteIndented = true,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
     };
@@ -70,7 +85,7 @@ public sealed record DiffusionModelConfig(
         {
             config = JsonSerializer.Deserialize<DiffusionModelConfig>(File.ReadAllText(path), JsonOptions);
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or NotSupportedException)
         {
             throw new DiffuseException($"{path} is not a valid Diffuse model config ({e.Message}). Re-create the model with 'diffuse train'.");
         }
@@ -88,6 +103,10 @@ public sealed record DiffusionModelConfig(
     {
         Network.Validate();
         Schedule.Validate();
+        Training.Validate();
+        Network.CheckExampleShape(Data.ExampleShape);
+        if (Data.ClassNames is { } names && Network.ClassCount > 0 && names.Length != Network.ClassCount)
+            throw new DiffuseException($"the network is conditioned on {Network.ClassCount} classes but the data has {names.Length}.");
         PredictionConversion.RequireCompatible(Prediction, Schedule.ZeroTerminalSnr);
     }
 }

@@ -11,10 +11,25 @@ namespace Diffuse.Models;
 /// <param name="Width">Hidden width of every residual block.</param>
 /// <param name="Depth">Number of residual blocks.</param>
 /// <param name="TimeEmbedding">Width of the sinusoidal time embedding.</param>
-public sealed record MlpConfig(int Dimensions, int Width = 128, int Depth = 3, int TimeEmbedding = 64)
+public sealed record MlpConfig(int Dimensions, int Width = 128, int Depth = 3, int TimeEmbedding = 64) : NetworkConfig
 {
+    /// <inheritdoc />
+    public override int ClassCount => 0;
+
+    /// <inheritdoc />
+    public override void CheckExampleShape(long[] exampleShape)
+    {
+        if (exampleShape.Length != 1)
+            throw new DiffuseException($"the MLP takes vectors, but the data's examples have shape [{string.Join(", ", exampleShape)}]; use a U-Net for images.");
+        if (exampleShape[0] != Dimensions)
+            throw new DiffuseException($"the MLP was built for {Dimensions} columns but the data has {exampleShape[0]}.");
+    }
+
+    /// <inheritdoc />
+    public override DiffusionNetwork Create(int trainedTimesteps) => new MlpNetwork(this, trainedTimesteps);
+
     /// <summary>Throws a <see cref="DiffuseException"/> naming the first invalid value.</summary>
-    public void Validate()
+    public override void Validate()
     {
         if (Dimensions < 1) throw new DiffuseException($"the data must have at least one dimension (got {Dimensions}).");
         if (Width < 1) throw new DiffuseException($"--width must be at least 1 (got {Width}).");
@@ -72,7 +87,7 @@ internal sealed class MlpResidualBlock : Module<Tensor, Tensor, Tensor>
 /// blocks that each add the time features, and an output projection. Maps (z_t [B, D], timestep index [B]) to a
 /// prediction [B, D] of ε, x0 or v. State-dict keys are fixed snake_case names.
 /// </summary>
-public sealed class MlpNetwork : Module<Tensor, Tensor, Tensor>
+public sealed class MlpNetwork : DiffusionNetwork
 {
     private readonly MlpConfig _config;
     private readonly int _trainedTimesteps;
@@ -100,8 +115,12 @@ public sealed class MlpNetwork : Module<Tensor, Tensor, Tensor>
     public MlpConfig Config => _config;
 
     /// <inheritdoc />
-    public override Tensor forward(Tensor z, Tensor timesteps)
+    public override NetworkConfig Configuration => _config;
+
+    /// <summary>Predicts from z_t [B, D] at float timestep indices [B]; the MLP is unconditional, so <paramref name="classes"/> must be null.</summary>
+    public override Tensor forward(Tensor z, Tensor timesteps, Tensor? classes)
     {
+        if (classes is not null) throw new DiffuseException("class labels were given to an unconditional MLP.");
         using var scope = NewDisposeScope();
         var time = timeMlp.call(TimeEmbedding.Sinusoidal(timesteps, _config.TimeEmbedding, _trainedTimesteps));
         var h = input.call(z);

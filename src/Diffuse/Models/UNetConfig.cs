@@ -6,7 +6,7 @@ namespace Diffuse.Models;
 /// Shape of the U-Net denoiser (Ho et al. 2020, App. B; Nichol and Dhariwal 2021); saved with every checkpoint. The
 /// network is fully convolutional, so one configuration serves any image height and width.
 /// </summary>
-public sealed record UNetConfig
+public sealed record UNetConfig : NetworkConfig
 {
     /// <summary>Largest number of GroupNorm groups (Wu and He 2018) a layer uses; fewer when they do not divide its channels.</summary>
     public const int MaxNormGroups = 32;
@@ -81,8 +81,24 @@ public sealed record UNetConfig
         return 1;
     }
 
+    /// <inheritdoc />
+    [JsonIgnore]
+    public override int ClassCount => NumClasses;
+
+    /// <inheritdoc />
+    public override void CheckExampleShape(long[] exampleShape)
+    {
+        if (exampleShape.Length != 3)
+            throw new DiffuseException($"the U-Net takes images [channels, height, width], but the data's examples have shape [{string.Join(", ", exampleShape)}]; use the MLP for tables.");
+        if (exampleShape[0] != Channels)
+            throw new DiffuseException($"the U-Net was built for {Channels}-channel images but the data has {exampleShape[0]} channels.");
+    }
+
+    /// <inheritdoc />
+    public override DiffusionNetwork Create(int trainedTimesteps) => new UNetNetwork(this, trainedTimesteps);
+
     /// <summary>Throws a <see cref="DiffuseException"/> naming the first invalid value.</summary>
-    public void Validate()
+    public override void Validate()
     {
         if (Channels < 1) throw new DiffuseException($"the images must have at least one channel (got {Channels}).");
         if (BaseChannels < 2 || BaseChannels % 2 != 0) throw new DiffuseException($"the base channel count must be even and at least 2 (got {BaseChannels}).");

@@ -301,7 +301,7 @@ internal sealed class UNetMiddle : Module<Tensor, Tensor, Tensor>
 /// and any height and width work: odd sizes are downsampled by rounding up and upsampled back to the skip connection's
 /// exact size. Maps (z_t [B, C, H, W], timestep index [B], class [B] or null) to [B, C·multiplier, H, W].
 /// </summary>
-public sealed class UNetNetwork : Module<Tensor, Tensor, Tensor?, Tensor>
+public sealed class UNetNetwork : DiffusionNetwork
 {
     private readonly UNetConfig _config;
     private readonly int _trainedTimesteps;
@@ -387,6 +387,9 @@ public sealed class UNetNetwork : Module<Tensor, Tensor, Tensor?, Tensor>
     /// <summary>The configuration this network was built from.</summary>
     public UNetConfig Config => _config;
 
+    /// <inheritdoc />
+    public override NetworkConfig Configuration => _config;
+
     /// <summary>
     /// Whether convolutions run on channels-last feature maps (off by default). The results are the same to float
     /// rounding; libtorch's CPU convolutions are 5–15% faster on channels-last inputs at these sizes, but GroupNorm must
@@ -399,12 +402,9 @@ public sealed class UNetNetwork : Module<Tensor, Tensor, Tensor?, Tensor>
         set => _layout.ChannelsLast = value;
     }
 
-    /// <summary>The class index that means "no class": the unconditional prediction (also the label-dropout target).</summary>
-    public int NullClass => _config.NumClasses;
-
     /// <summary>
     /// Predicts from noisy images <paramref name="z"/> [B, C, H, W] at float timestep indices <paramref name="timesteps"/>
-    /// [B] and class labels <paramref name="classes"/> [B] (int64; <c>null</c> or <see cref="NullClass"/> for
+    /// [B] and class labels <paramref name="classes"/> [B] (int64; <c>null</c> or <see cref="DiffusionNetwork.NullClass"/> for
     /// unconditional). The time embedding is cast to <paramref name="z"/>'s dtype, so a bfloat16 copy of the network
     /// takes bfloat16 images.
     /// </summary>

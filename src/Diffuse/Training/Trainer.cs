@@ -4,6 +4,7 @@ using System.Text.Json;
 using Diffuse.Checkpoints;
 using Diffuse.Configuration;
 using Diffuse.Data;
+using Diffuse.Data.Images;
 using Diffuse.Distributed;
 using Diffuse.IO;
 using Diffuse.Models;
@@ -24,8 +25,12 @@ namespace Diffuse.Training;
 /// <param name="StepsPerSecond">Throughput since the run (or resume) started.</param>
 /// <param name="Remaining">Estimated time to the last step.</param>
 /// <param name="GradientNorm">The global gradient's L2 norm before clipping.</param>
+/// <param name="QuartileLosses">
+/// Smoothed loss of the examples whose timestep fell in each quarter of [0, T) (low noise first), which shows where the
+/// network still learns; NaN for a quarter not seen yet.
+/// </param>
 public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double SmoothedLoss, double LearningRate,
-    double StepsPerSecond, TimeSpan Remaining, double GradientNorm);
+    double StepsPerSecond, TimeSpan Remaining, double GradientNorm, double[] QuartileLosses);
 
 /// <summary>
 /// Trains a diffusion model by minimising the simple loss of Ho et al. 2020 (eq. 14): the MSE between the network's
@@ -43,6 +48,11 @@ public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, dou
 /// every rank clips and applies the same update. Parameters, EMA and optimizer state are broadcast from rank 0 at the
 /// start and on resume, and only rank 0 writes files. The result equals a single-process run to float rounding.
 /// </para>
+/// <para>
+/// The same trainer serves tables (an MLP on standardised columns) and images (a U-Net on pixels mapped to [−1, 1], with
+/// optional random horizontal flips); labelled data trains a class-conditional network whose labels are dropped to the
+/// null class with probability <see cref="TrainingConfig.LabelDropout"/>, for classifier-free guidance.
+/// </para>
 /// </summary>
 public sealed class Trainer : IDisposable
 {
@@ -55,29 +65,36 @@ public sealed class Trainer : IDisposable
     /// <summary>File of the loss history.</summary>
     public const string LossFile = "loss.csv";
 
-    private readonly Tensor _data;                // [N, D] standardised, float32
+    /// <summary>Number of timestep quarters whose loss is logged.</summary>
+    public const int Quartiles = 4;
+
+    private readonly Tensor _data;                // [N, ...] in model units (standardised columns, or pixels in [−1, 1]), float32
+    private readonly Tensor? _labels;             // [N] int64 class labels, or null
     private readonly Tensor _alphaBars;           // [T] float32
     private readonly Tensor _snr;                 // [T] float32
     private readonly AdamW _optimizer;
     private readonly ICollective _collective;
-    private readonly Tensor _flat;                // [P + 1]: every parameter's gradient (as views), then the loss
+    private readonly Tensor _flat;                // [P + 1 + 2Q]: every parameter's gradient (as views), the loss, quartile sums and counts
     private readonly Tensor _gradients;           // _flat[0 .. P)
     private readonly Tensor _lossSlot;            // _flat[P]
+    private readonly Tensor _quartileSlots;       // _flat[P + 1 .. P + 1 + 2Q): loss sum per quarter, then example count per quarter
     private readonly List<(int Step, double Loss)> _losses = new();
+    private readonly List<double[]> _quartileLosses = new();
     private int[]? _permutation;
     private long _permutationEpoch = -1;
 
-    private Trainer(DiffusionModelConfig config, Tensor standardisedData, ICollective collective)
+    private Trainer(DiffusionModelConfig config, Tensor modelUnits, Tensor? labels, ICollective collective)
     {
         Config = config;
         _collective = collective;
         Schedule = NoiseSchedule.Create(config.Schedule);
-        _data = standardisedData.to_type(ScalarType.Float32).contiguous().DetachFromDisposeScope();
+        _data = modelUnits.to_type(ScalarType.Float32).contiguous().DetachFromDisposeScope();
+        _labels = labels?.to_type(ScalarType.Int64).contiguous().DetachFromDisposeScope();
         _alphaBars = tensor(Schedule.AlphaBars.ToArray(), dtype: ScalarType.Float32).DetachFromDisposeScope();
         _snr = tensor(Enumerable.Range(0, Schedule.Timesteps).Select(Schedule.Snr).ToArray(), dtype: ScalarType.Float32).DetachFromDisposeScope();
         manual_seed((long)(config.Training.Seed % long.MaxValue));
-        Network = new MlpNetwork(config.Network, Schedule.Timesteps);
-        Ema = new MlpNetwork(config.Network, Schedule.Timesteps);
+        Network = config.Network.Create(Schedule.Timesteps);
+        Ema = config.Network.Create(Schedule.Timesteps);
         ExponentialMovingAverage.CopyInto(Ema, Network);
         Ema.eval();
         foreach (var p in Ema.parameters()) p.requires_grad = false;
@@ -87,9 +104,10 @@ public sealed class Trainer : IDisposable
         // parameter's gradient is a view of it, and backward accumulates into existing gradients in place.
         var parameters = Network.parameters().ToArray();
         long count = parameters.Sum(p => p.numel());
-        _flat = zeros(count + 1, dtype: ScalarType.Float32).DetachFromDisposeScope();
+        _flat = zeros(count + 1 + 2 * Quartiles, dtype: ScalarType.Float32).DetachFromDisposeScope();
         _gradients = _flat.narrow(0, 0, count).DetachFromDisposeScope();
         _lossSlot = _flat.narrow(0, count, 1).DetachFromDisposeScope();
+        _quartileSlots = _flat.narrow(0, count + 1, 2 * Quartiles).DetachFromDisposeScope();
         using (no_grad())
         using (NewDisposeScope())
         {
@@ -109,16 +127,19 @@ public sealed class Trainer : IDisposable
     public NoiseSchedule Schedule { get; }
 
     /// <summary>The network being optimised.</summary>
-    public MlpNetwork Network { get; }
+    public DiffusionNetwork Network { get; }
 
     /// <summary>The exponential moving average of <see cref="Network"/>, used for sampling.</summary>
-    public MlpNetwork Ema { get; }
+    public DiffusionNetwork Ema { get; }
 
     /// <summary>Optimizer steps completed.</summary>
     public int Step { get; private set; }
 
     /// <summary>The loss of every step so far.</summary>
     public IReadOnlyList<(int Step, double Loss)> Losses => _losses;
+
+    /// <summary>For every step so far, the mean loss of its examples in each quarter of the timesteps (NaN when none fell there).</summary>
+    public IReadOnlyList<double[]> QuartileLosses => _quartileLosses;
 
     /// <summary>The processes this trainer runs on (a single process unless given an MPI collective).</summary>
     public ICollective Collective => _collective;
@@ -139,10 +160,7 @@ public sealed class Trainer : IDisposable
         collective ??= SingleProcessCollective.Instance;
         training ??= new TrainingConfig();
         schedule ??= new ScheduleConfig();
-        training.Validate();
-        schedule.Validate();
-        PredictionConversion.RequireCompatible(prediction, schedule.ZeroTerminalSnr);
-        CheckBatchCoversRanks(training.BatchSize, collective);
+        CheckSettings(training, schedule, prediction, collective);
         if (data.dim() != 2) throw new DiffuseException($"training data must be a table [rows, columns]; got shape [{string.Join(", ", data.shape)}].");
         int rows = (int)data.shape[0], dims = (int)data.shape[1];
         if (rows < 2) throw new DiffuseException($"training needs at least two rows of data; {source} has {rows}.");
@@ -159,9 +177,90 @@ public sealed class Trainer : IDisposable
         var config = new DiffusionModelConfig((network ?? new MlpConfig(dims)) with { Dimensions = dims }, schedule, prediction, description, training);
         CheckSameSetUp(config, collective);
         Trainer trainer;
-        using (var applyScope = NewDisposeScope()) trainer = new Trainer(config, normalisation.Apply(data), collective);
+        using (var applyScope = NewDisposeScope()) trainer = new Trainer(config, normalisation.Apply(data), null, collective);
         trainer.BroadcastState();
         return trainer;
+    }
+
+    /// <summary>
+    /// Prepares training on images (pixels mapped to [−1, 1]); with labels and a <paramref name="network"/> whose
+    /// <see cref="UNetConfig.NumClasses"/> is the data's class count (the default when the data is labelled), a
+    /// class-conditional model trained with label dropout. <paramref name="network"/>'s channel count is taken from the
+    /// data. With several ranks every rank must pass the same images (checked by fingerprint).
+    /// </summary>
+    public static Trainer Create(ImageDataset images, TrainingConfig? training = null, ScheduleConfig? schedule = null,
+        Prediction prediction = Prediction.Epsilon, UNetConfig? network = null, ICollective? collective = null)
+    {
+        collective ??= SingleProcessCollective.Instance;
+        training ??= new TrainingConfig();
+        schedule ??= new ScheduleConfig();
+        CheckSettings(training, schedule, prediction, collective);
+        if (images.Count < 2) throw new DiffuseException($"training needs at least two images; {images.Source} has {images.Count}.");
+        int classes = images.Labels is null ? 0 : images.ClassNames.Length;
+        network = (network ?? new UNetConfig { Channels = images.Channels, NumClasses = classes }) with { Channels = images.Channels };
+        if (network.NumClasses > 0 && images.Labels is null)
+            throw new DiffuseException($"a class-conditional network needs labelled images, but {images.Source} has no labels. Train without classes.");
+        if (network.NumClasses > 0 && network.NumClasses != classes)
+            throw new DiffuseException($"the network is conditioned on {network.NumClasses} classes but {images.Source} has {classes}.");
+        var description = new DataDescription(images.Source, Array.Empty<string>(), Array.Empty<double>(), Array.Empty<double>(), images.Count,
+            Fingerprint(images), ImageShape: new[] { images.Channels, images.Height, images.Width },
+            ClassNames: network.NumClasses > 0 ? images.ClassNames : null);
+        var config = new DiffusionModelConfig(network, schedule, prediction, description, training);
+        config.Validate();
+        CheckSameSetUp(config, collective);
+        return FromImages(config, images, collective, folder: null);
+    }
+
+    /// <summary>Restores an image run from <paramref name="folder"/>, checking that <paramref name="images"/> are the images it was trained on.</summary>
+    public static Trainer Resume(string folder, ImageDataset images, int? steps = null, ICollective? collective = null)
+    {
+        collective ??= SingleProcessCollective.Instance;
+        var config = LoadForResume(folder, steps, collective);
+        if (!config.Data.IsImage)
+            throw new DiffuseException($"the run in '{folder}' was trained on a table ({config.Data.Source}), not on images. Resume with the same --data.");
+        if (Fingerprint(images) != config.Data.Fingerprint)
+            throw new DiffuseException($"the images given ({images.Source}: {images.Count} images) are not the images the run in '{folder}' was trained on ({config.Data.Source}: {config.Data.Count} images). Resume with the same --data.");
+        return FromImages(config, images, collective, folder);
+    }
+
+    private static Trainer FromImages(DiffusionModelConfig config, ImageDataset images, ICollective collective, string? folder)
+    {
+        // Not inside a dispose scope: the networks' parameters must outlive it.
+        var labels = config.Network.ClassCount > 0 && images.Labels is { } l ? tensor(l) : null;
+        var x = ImageDataset.ToModelRange(images.Images);
+        Trainer trainer;
+        try
+        {
+            trainer = new Trainer(config, x, labels, collective);
+        }
+        finally
+        {
+            x.Dispose();
+            labels?.Dispose();
+        }
+        if (folder is not null && collective.Rank == 0) trainer.LoadState(folder);
+        trainer.BroadcastState();
+        return trainer;
+    }
+
+    private static void CheckSettings(TrainingConfig training, ScheduleConfig schedule, Prediction prediction, ICollective collective)
+    {
+        training.Validate();
+        schedule.Validate();
+        PredictionConversion.RequireCompatible(prediction, schedule.ZeroTerminalSnr);
+        CheckBatchCoversRanks(training.BatchSize, collective);
+    }
+
+    private static DiffusionModelConfig LoadForResume(string folder, int? steps, ICollective collective)
+    {
+        var config = collective.Rank == 0 ? DiffusionModelConfig.Load(Path.Combine(folder, ConfigFile)) : null;
+        string json = collective.BroadcastString(config?.ToJson());
+        config ??= JsonSerializer.Deserialize<DiffusionModelConfig>(json, DiffusionModelConfig.JsonOptions)
+            ?? throw new InvalidOperationException("rank 0 broadcast an empty configuration.");
+        if (steps is { } s) config = config with { Training = config.Training with { Steps = s } };
+        config.Training.Validate();
+        CheckBatchCoversRanks(config.Training.BatchSize, collective);
+        return config;
     }
 
     /// <summary>
@@ -173,19 +272,15 @@ public sealed class Trainer : IDisposable
     public static Trainer Resume(string folder, Tensor data, int? steps = null, ICollective? collective = null)
     {
         collective ??= SingleProcessCollective.Instance;
-        var config = collective.Rank == 0 ? DiffusionModelConfig.Load(Path.Combine(folder, ConfigFile)) : null;
-        string json = collective.BroadcastString(config?.ToJson());
-        config ??= JsonSerializer.Deserialize<DiffusionModelConfig>(json, DiffusionModelConfig.JsonOptions)
-            ?? throw new InvalidOperationException("rank 0 broadcast an empty configuration.");
+        var config = LoadForResume(folder, steps, collective);
+        if (config.Data.IsImage)
+            throw new DiffuseException($"the run in '{folder}' was trained on images ({config.Data.Source}), not on a table. Resume with the same --data.");
         string fingerprint = Fingerprint(data);
-        if (fingerprint != config.Data.Fingerprint || data.shape[1] != config.Network.Dimensions)
-            throw new DiffuseException($"the data given ({data.shape[0]} rows × {data.shape[1]} columns) is not the data the run in '{folder}' was trained on ({config.Data.Source}: {config.Data.Count} rows × {config.Network.Dimensions} columns). Resume with the same --data.");
-        if (steps is { } s) config = config with { Training = config.Training with { Steps = s } };
-        config.Training.Validate();
-        CheckBatchCoversRanks(config.Training.BatchSize, collective);
+        if (fingerprint != config.Data.Fingerprint || data.dim() != 2 || data.shape[1] != config.Data.Columns.Length)
+            throw new DiffuseException($"the data given ({data.shape[0]} rows × {(data.dim() > 1 ? data.shape[1] : 1)} columns) is not the data the run in '{folder}' was trained on ({config.Data.Source}: {config.Data.Count} rows × {config.Data.Columns.Length} columns). Resume with the same --data.");
         var normalisation = new Standardization(config.Data.Mean, config.Data.Std);
         Trainer trainer;
-        using (var scope = NewDisposeScope()) trainer = new Trainer(config, normalisation.Apply(data), collective);
+        using (var scope = NewDisposeScope()) trainer = new Trainer(config, normalisation.Apply(data), null, collective);
         if (collective.Rank == 0) trainer.LoadState(folder);
         trainer.BroadcastState();
         return trainer;
@@ -202,14 +297,20 @@ public sealed class Trainer : IDisposable
         var clock = Stopwatch.StartNew();
         int startStep = Step;
         double smoothed = _losses.Count > 0 ? _losses[^1].Loss : double.NaN;
+        var smoothedQuartiles = _quartileLosses.Count > 0 ? (double[])_quartileLosses[^1].Clone() : Enumerable.Repeat(double.NaN, Quartiles).ToArray();
         while (Step < stop)
         {
             cancellation.ThrowIfCancellationRequested();
             double lr = Config.Training.LearningRateAt(Step);
             double loss = TrainStep();
             smoothed = double.IsNaN(smoothed) ? loss : 0.99 * smoothed + 0.01 * loss;
+            var quartiles = _quartileLosses[^1];
+            for (int q = 0; q < Quartiles; q++)
+                if (!double.IsNaN(quartiles[q]))
+                    smoothedQuartiles[q] = double.IsNaN(smoothedQuartiles[q]) ? quartiles[q] : 0.99 * smoothedQuartiles[q] + 0.01 * quartiles[q];
             double rate = (Step - startStep) / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
-            onProgress?.Invoke(new TrainingProgress(Step, total, loss, smoothed, lr, rate, TimeSpan.FromSeconds((total - Step) / Math.Max(rate, 1e-9)), LastGradientNorm));
+            onProgress?.Invoke(new TrainingProgress(Step, total, loss, smoothed, lr, rate, TimeSpan.FromSeconds((total - Step) / Math.Max(rate, 1e-9)),
+                LastGradientNorm, (double[])smoothedQuartiles.Clone()));
             if (folder is not null && (Step % Config.Training.CheckpointEvery == 0 || Step == stop)) Save(folder);
         }
         if (folder is not null && Step == startStep) Save(folder);
@@ -224,35 +325,26 @@ public sealed class Trainer : IDisposable
         var training = Config.Training;
         int batch = training.BatchSize;
         var shard = Distributed.Collective.Shard(batch, _collective.Rank, _collective.Size);
-        var indices = BatchIndices(Step, batch, shard);
-        var timesteps = new long[shard.Count];
-        var positions = new long[shard.Count];
-        for (int i = 0; i < shard.Count; i++)
+        using (var scope = NewDisposeScope())
         {
-            int j = shard.Start + i;   // position in the global batch: it alone decides timestep and noise
-            positions[i] = j;
-            timesteps[i] = SeededNoise.UniformInt(training.Seed, Stream(Step, 1), (ulong)j, Schedule.Timesteps);
+            _optimizer.ZeroGrad();
+            using (no_grad()) _quartileSlots.zero_();
+        }
+        // Micro-batches split this rank's shard into consecutive parts; each backpropagates its share of the global mean,
+        // so the gradients add up to exactly those of one pass over the shard.
+        int parts = Math.Min(training.GradientAccumulation, Math.Max(1, shard.Count));
+        double partialLoss = 0;
+        for (int part = 0; part < parts; part++)
+        {
+            var micro = Distributed.Collective.Shard(shard.Count, part, parts);
+            if (micro.Count == 0) continue;
+            partialLoss += MicroBatch(new BatchShard(shard.Start + micro.Start, shard.Start + micro.End), batch);
         }
         double loss, norm;
         using (var scope = NewDisposeScope())
         {
-            var x0 = _data.index_select(0, tensor(indices));
-            var t = tensor(timesteps);
-            var alphaBar = _alphaBars.index_select(0, t).unsqueeze(1);
-            var eps = SeededNoise.Normal(training.Seed, Stream(Step, 2), positions, new long[] { _data.shape[1] });
-            var z = GaussianProcess.Noise(x0, alphaBar, eps);
-            var output = Network.call(z, t.to_type(ScalarType.Float32));
-            var target = PredictionConversion.Target(Config.Prediction, x0, eps, alphaBar);
-            var perExample = (output - target).square().flatten(1).mean(new long[] { 1 });
-            if (training.MinSnrGamma is { } gamma)
-                perExample = perExample * PredictionConversion.MinSnrWeight(Config.Prediction, _snr.index_select(0, t), gamma);
-            // This rank's part of the global mean: its examples' sum over the global batch size. Summed over the ranks
-            // (with the gradients) it is the mean over the global batch, however unevenly the batch divides.
-            var partial = perExample.sum() / batch;
-            _optimizer.ZeroGrad();
-            partial.backward();
-            using (no_grad()) _lossSlot.copy_(partial.detach().reshape(1));
-            _collective.AllReduceSum(_flat);   // one fused all-reduce: every gradient and the loss
+            using (no_grad()) _lossSlot.fill_(partialLoss);
+            _collective.AllReduceSum(_flat);   // one fused all-reduce: every gradient, the loss and the quartile sums
             loss = _lossSlot.item<float>();
             if (!double.IsFinite(loss))
                 throw new DiffuseException($"the training loss became {loss} at step {Step + 1}; the last checkpoint is intact. Lower --lr or enable gradient clipping, then resume.");
@@ -266,11 +358,69 @@ public sealed class Trainer : IDisposable
             _optimizer.Step(training.LearningRateAt(Step), training.WeightDecay);
             ExponentialMovingAverage.Update(Ema, Network, ExponentialMovingAverage.DecayAt(training.EmaDecay, Step));
         }
+        var sums = _quartileSlots.data<float>().ToArray();
+        var quartiles = new double[Quartiles];
+        for (int q = 0; q < Quartiles; q++) quartiles[q] = sums[Quartiles + q] > 0 ? sums[q] / sums[Quartiles + q] : double.NaN;
         Step++;
         Config = Config with { Step = Step };
         LastGradientNorm = norm;
         _losses.Add((Step, loss));
+        _quartileLosses.Add(quartiles);
         return loss;
+    }
+
+    /// <summary>
+    /// Forward and backward on the examples at positions <paramref name="part"/> of the current step's global batch:
+    /// accumulates their share of the global mean loss into the gradients and their per-quarter loss sums and counts into
+    /// the quartile slots; returns their share of the loss.
+    /// </summary>
+    private double MicroBatch(BatchShard part, int batch)
+    {
+        var training = Config.Training;
+        var indices = BatchIndices(Step, batch, part);
+        var timesteps = new long[part.Count];
+        var positions = new long[part.Count];
+        for (int i = 0; i < part.Count; i++)
+        {
+            int j = part.Start + i;   // position in the global batch: it alone decides timestep, noise, flip and label dropout
+            positions[i] = j;
+            timesteps[i] = SeededNoise.UniformInt(training.Seed, Stream(Step, 1), (ulong)j, Schedule.Timesteps);
+        }
+        using var scope = NewDisposeScope();
+        var x0 = _data.index_select(0, tensor(indices));
+        if (training.HorizontalFlip && x0.dim() == 4) x0 = ImageDataset.RandomHorizontalFlip(x0, training.Seed, Step, positions);
+        Tensor? classes = null;
+        if (_labels is not null)
+        {
+            var labels = _labels.index_select(0, tensor(indices)).data<long>().ToArray();
+            for (int i = 0; i < labels.Length; i++)
+                if (SeededNoise.Uniform(training.Seed, Stream(Step, 0), (ulong)positions[i]) < training.LabelDropout) labels[i] = Network.NullClass;
+            classes = tensor(labels);
+        }
+        var t = tensor(timesteps);
+        var broadcast = new long[x0.dim()];
+        Array.Fill(broadcast, 1L);
+        broadcast[0] = part.Count;
+        var alphaBar = _alphaBars.index_select(0, t).view(broadcast);
+        var eps = SeededNoise.Normal(training.Seed, Stream(Step, 2), positions, x0.shape[1..]);
+        var z = GaussianProcess.Noise(x0, alphaBar, eps);
+        var output = Network.call(z, t.to_type(ScalarType.Float32), classes);
+        var target = PredictionConversion.Target(Config.Prediction, x0, eps, alphaBar);
+        var perExample = (output - target).square().flatten(1).mean(new long[] { 1 });
+        if (training.MinSnrGamma is { } gamma)
+            perExample = perExample * PredictionConversion.MinSnrWeight(Config.Prediction, _snr.index_select(0, t), gamma);
+        // This part's share of the global mean: its examples' sum over the global batch size. Summed over the parts and
+        // the ranks (with the gradients) it is the mean over the global batch, however unevenly the batch divides.
+        var partial = perExample.sum() / batch;
+        partial.backward();
+        using (no_grad())
+        {
+            var quarter = (t * Quartiles).div(Schedule.Timesteps, rounding_mode: RoundingMode.floor);
+            var detached = perExample.detach();
+            _quartileSlots.narrow(0, 0, Quartiles).index_add_(0, quarter, detached, 1);
+            _quartileSlots.narrow(0, Quartiles, Quartiles).index_add_(0, quarter, ones_like(detached), 1);
+        }
+        return partial.item<float>();
     }
 
     /// <summary>
@@ -292,8 +442,14 @@ public sealed class Trainer : IDisposable
             Safetensors.Save(Path.Combine(folder, ResumeFile), state,
                 new Dictionary<string, string>(metadata) { ["adamw_step"] = _optimizer.StepCount.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         }
-        var csv = new System.Text.StringBuilder("step,loss\n");
-        foreach (var (s, l) in _losses) csv.Append(s).Append(',').Append(l.ToString("R", System.Globalization.CultureInfo.InvariantCulture)).Append('\n');
+        var csv = new System.Text.StringBuilder("step,loss,loss_q1,loss_q2,loss_q3,loss_q4\n");
+        for (int i = 0; i < _losses.Count; i++)
+        {
+            var (s, l) = _losses[i];
+            csv.Append(s).Append(',').Append(l.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+            foreach (double q in _quartileLosses[i]) csv.Append(',').Append(double.IsNaN(q) ? "" : q.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+            csv.Append('\n');
+        }
         AtomicFile.WriteAllText(Path.Combine(folder, LossFile), csv.ToString());
         AtomicFile.WriteAllText(Path.Combine(folder, ConfigFile), Config.ToJson());
     }
@@ -327,6 +483,7 @@ public sealed class Trainer : IDisposable
     {
         if (_collective.Size == 1) return;
         Span<long> header = stackalloc long[] { Step, _optimizer.StepCount, _losses.Count };
+        const int row = 2 + Quartiles;
         _collective.Broadcast(header);
         using (var scope = NewDisposeScope())
         {
@@ -334,15 +491,24 @@ public sealed class Trainer : IDisposable
             foreach (var (_, value) in Ema.state_dict()) _collective.Broadcast(value);
             foreach (var (_, value) in _optimizer.State()) _collective.Broadcast(value);
         }
-        var history = new double[2 * header[2]];
+        var history = new double[row * header[2]];
         if (_collective.Rank == 0)
-            for (int i = 0; i < _losses.Count; i++) (history[2 * i], history[2 * i + 1]) = (_losses[i].Step, _losses[i].Loss);
+            for (int i = 0; i < _losses.Count; i++)
+            {
+                (history[row * i], history[row * i + 1]) = (_losses[i].Step, _losses[i].Loss);
+                _quartileLosses[i].CopyTo(history, row * i + 2);
+            }
         _collective.Broadcast(history.AsSpan());
         Step = (int)header[0];
         _optimizer.StepCount = header[1];
         Config = Config with { Step = Step };
         _losses.Clear();
-        for (int i = 0; i < header[2]; i++) _losses.Add(((int)history[2 * i], history[2 * i + 1]));
+        _quartileLosses.Clear();
+        for (int i = 0; i < header[2]; i++)
+        {
+            _losses.Add(((int)history[row * i], history[row * i + 1]));
+            _quartileLosses.Add(history.AsSpan(row * i + 2, Quartiles).ToArray());
+        }
     }
 
     private static void CheckBatchCoversRanks(int batch, ICollective collective)
@@ -380,15 +546,22 @@ public sealed class Trainer : IDisposable
         _optimizer.Load(Prefixed(state, "adamw."), adamStep, path);
         Step = step;
         _losses.Clear();
+        _quartileLosses.Clear();
         string lossPath = Path.Combine(folder, LossFile);
         if (File.Exists(lossPath))
         {
             foreach (var line in File.ReadLines(lossPath).Skip(1))
             {
                 var parts = line.Split(',');
-                if (parts.Length == 2 && int.TryParse(parts[0], System.Globalization.CultureInfo.InvariantCulture, out int s) && s <= step
+                if (parts.Length >= 2 && int.TryParse(parts[0], System.Globalization.CultureInfo.InvariantCulture, out int s) && s <= step
                     && double.TryParse(parts[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double l))
+                {
                     _losses.Add((s, l));
+                    var quartiles = new double[Quartiles];
+                    for (int q = 0; q < Quartiles; q++)
+                        quartiles[q] = parts.Length > 2 + q && double.TryParse(parts[2 + q], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double v) ? v : double.NaN;
+                    _quartileLosses.Add(quartiles);
+                }
             }
         }
     }
@@ -420,6 +593,15 @@ public sealed class Trainer : IDisposable
 
     private static ulong Stream(long counter, int domain) => ((ulong)counter << 2) | (uint)domain;
 
+    /// <summary>The first 16 hex digits of the SHA-256 of the images' bytes, then (when labelled) their labels.</summary>
+    public static string Fingerprint(ImageDataset images)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using (var scope = NewDisposeScope()) hash.AppendData(images.Images.contiguous().bytes);
+        if (images.Labels is { } labels) hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(labels.AsSpan()));
+        return Convert.ToHexString(hash.GetHashAndReset())[..16].ToLowerInvariant();
+    }
+
     /// <summary>The first 16 hex digits of the SHA-256 of the rows as float32.</summary>
     public static string Fingerprint(Tensor data)
     {
@@ -433,6 +615,8 @@ public sealed class Trainer : IDisposable
     {
         _optimizer.Dispose();
         _lossSlot.Dispose();
+        _quartileSlots.Dispose();
+        _labels?.Dispose();
         _gradients.Dispose();
         _flat.Dispose();
         Network.Dispose();

@@ -11,6 +11,15 @@ namespace Diffuse.Training;
 /// <param name="MinSnrGamma">γ of min-SNR-γ loss weighting (Hang et al. 2023); null for the plain MSE.</param>
 /// <param name="Seed">Fixes initialisation, data order, timesteps and noise.</param>
 /// <param name="CheckpointEvery">Steps between checkpoints (a final one is always written).</param>
+/// <param name="GradientAccumulation">
+/// Micro-batches per step: the batch is processed in this many sequential parts whose gradients add up before one
+/// optimizer step, so a large batch fits in less memory; the result equals one pass over the whole batch.
+/// </param>
+/// <param name="LabelDropout">
+/// For labelled data, the probability that an example's label is replaced by the null class, so that one network learns
+/// the conditional and the unconditional model (classifier-free guidance, Ho and Salimans 2022, Algorithm 1).
+/// </param>
+/// <param name="HorizontalFlip">For images, mirror each training example left to right with probability ½.</param>
 public sealed record TrainingConfig(
     int Steps = 4000,
     int BatchSize = 512,
@@ -21,7 +30,10 @@ public sealed record TrainingConfig(
     double EmaDecay = 0.999,
     double? MinSnrGamma = null,
     ulong Seed = 0,
-    int CheckpointEvery = 1000)
+    int CheckpointEvery = 1000,
+    int GradientAccumulation = 1,
+    double LabelDropout = 0.1,
+    bool HorizontalFlip = false)
 {
     /// <summary>Throws a <see cref="DiffuseException"/> naming the first invalid value.</summary>
     public void Validate()
@@ -34,6 +46,9 @@ public sealed record TrainingConfig(
         if (GradientClip < 0) throw new DiffuseException($"the gradient clip must be zero or positive (got {GradientClip}).");
         if (!(EmaDecay >= 0 && EmaDecay < 1)) throw new DiffuseException($"--ema must lie in [0, 1) (got {EmaDecay}).");
         if (MinSnrGamma is { } g && !(g > 0)) throw new DiffuseException($"--min-snr must be positive (got {g}).");
+        if (GradientAccumulation < 1) throw new DiffuseException($"--accumulate must be at least 1 (got {GradientAccumulation}).");
+        if (GradientAccumulation > BatchSize) throw new DiffuseException($"--accumulate {GradientAccumulation} exceeds the batch of {BatchSize}: every micro-batch needs an example.");
+        if (!(LabelDropout >= 0 && LabelDropout < 1)) throw new DiffuseException($"--label-dropout must lie in [0, 1) (got {LabelDropout}).");
         if (CheckpointEvery < 1) throw new DiffuseException($"--checkpoint-every must be at least 1 (got {CheckpointEvery}).");
     }
 
