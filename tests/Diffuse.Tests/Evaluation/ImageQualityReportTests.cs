@@ -56,15 +56,15 @@ public class ImageQualityReportTests
     {
         using var scope = NewDisposeScope();
         using var network = new FixedNetwork(withLogits: false);
-        var reference = GaussianImages(1, 2000);
-        var floor = GaussianImages(2, 1000);
-        var same = GaussianImages(3, 1000);
+        var reference = GaussianImages(1, 1200);
+        var floor = GaussianImages(2, 600);
+        var same = GaussianImages(3, 600);
         var report = ImageQualityReport.Evaluate(network, same, null, reference, floor, null);
 
         Assert.Equal("FD (fixed test features)", report.FrechetDistance.Name);
         Assert.Equal("KD (fixed test features)", report.KernelDistance.Name);
         Assert.Null(report.ClassAccuracy);
-        Assert.Equal(1000, report.PrecisionRecallReferenceCount);
+        Assert.Equal(600, report.PrecisionRecallReferenceCount);
         // FD of N real points is positive (finite-sample bias); the samples' FD is the same up to noise.
         Assert.True(report.FrechetDistance.Floor > 0);
         Assert.InRange(report.FrechetDistance.Ratio!.Value, 0.6, 1.6);
