@@ -81,7 +81,8 @@ public static class StateDicts
 
     static string Format(long[] shape) => "[" + string.Join(", ", shape) + "]";
 
-    static void List(StringBuilder message, string heading, List<string> problems)
+    /// <summary>Appends "N entries {heading}:" and up to <see cref="MaxListed"/> of the problems, one a line, to an error message.</summary>
+    internal static void List(StringBuilder message, string heading, List<string> problems)
     {
         if (problems.Count == 0) return;
         message.Append($"\n  {problems.Count} {(problems.Count == 1 ? "entry" : "entries")} {heading}:");

@@ -21,10 +21,17 @@ public sealed record FeatureClassifierConfig(int Channels, int Height, int Width
 /// (Fréchet distance, KID, precision/recall) and whose predictions measure class accuracy of conditional samples. It
 /// plays the role Inception-v3 plays for FID, trained on the data set itself because no Inception weights can be
 /// downloaded here; metrics computed with it are named for it ("FD (Diffuse Fashion-MNIST features)"), not "FID".
-/// Inputs are images in [−1, 1], [B, C, H, W].
+/// Inputs are images in [−1, 1], [B, C, H, W]; as an <see cref="IImageFeatureNetwork"/> it also takes uint8 pixels,
+/// repeats a grey channel for a colour network and resizes other sizes bilinearly to its own.
 /// </summary>
-public sealed class FeatureClassifier : Module<Tensor, Tensor>
+public sealed class FeatureClassifier : Module<Tensor, Tensor>, IImageFeatureNetwork
 {
+    /// <summary>The safetensors metadata value of <c>kind</c> that marks a saved classifier.</summary>
+    public const string Kind = "diffuse-feature-classifier/1";
+
+    /// <summary>The safetensors metadata key of the data set name the classifier was trained on.</summary>
+    public const string DatasetKey = "dataset";
+
     [ComponentName(Name = "conv1")] private readonly Conv2d conv1;
     [ComponentName(Name = "conv2")] private readonly Conv2d conv2;
     [ComponentName(Name = "conv3")] private readonly Conv2d conv3;
@@ -50,15 +57,64 @@ public sealed class FeatureClassifier : Module<Tensor, Tensor>
     /// <summary>The configuration.</summary>
     public FeatureClassifierConfig Config { get; }
 
-    /// <summary>Class logits [B, classes].</summary>
+    /// <summary>
+    /// The data set the classifier was trained on (e.g. "fashion-mnist"), from the <c>dataset</c> metadata of a saved
+    /// classifier; null when unknown. <see cref="Save"/> stores it.
+    /// </summary>
+    public string? Dataset { get; set; }
+
+    /// <summary>"Diffuse Fashion-MNIST features" (the data set's display name), or "Diffuse classifier features" when <see cref="Dataset"/> is unknown.</summary>
+    public string Name => Dataset is null ? "Diffuse classifier features" : $"Diffuse {DisplayName(Dataset)} features";
+
+    /// <summary>False: metrics on these features are not FID or KID.</summary>
+    public bool IsFidInception => false;
+
+    /// <inheritdoc />
+    public int InputChannels => Config.Channels;
+
+    /// <inheritdoc />
+    public int InputHeight => Config.Height;
+
+    /// <inheritdoc />
+    public int InputWidth => Config.Width;
+
+    /// <inheritdoc />
+    public int FeatureCount => Config.Features;
+
+    /// <inheritdoc />
+    public int ClassCount => Config.Classes;
+
+    /// <summary>Images per batch in <see cref="Features"/> and <see cref="Embed"/>.</summary>
+    public int BatchSize { get; set; } = 512;
+
+    /// <summary>Class logits [B, classes] of images in [−1, 1] (training mode keeps dropout active).</summary>
     public override Tensor forward(Tensor images)
     {
         using var scope = NewDisposeScope();
-        return head.call(dropout.call(Features(images))).MoveToOuterDisposeScope();
+        return head.call(dropout.call(FeatureLayer(images))).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The feature vectors [B, Features] (post-ReLU penultimate layer).</summary>
+    /// <summary>
+    /// The feature vectors [N, Features] (post-ReLU penultimate layer) of images in [−1, 1] or uint8, in batches of
+    /// <see cref="BatchSize"/>, in evaluation mode without gradients.
+    /// </summary>
     public Tensor Features(Tensor images)
+    {
+        var (features, logits) = Embed(images);
+        logits.Dispose();
+        return features;
+    }
+
+    /// <summary>The data set names shown in metric names; others are shown as they are.</summary>
+    static string DisplayName(string dataset) => dataset.ToLowerInvariant() switch
+    {
+        "fashion-mnist" => "Fashion-MNIST",
+        "mnist" => "MNIST",
+        "cifar10" or "cifar-10" => "CIFAR-10",
+        _ => dataset,
+    };
+
+    private Tensor FeatureLayer(Tensor images)
     {
         using var scope = NewDisposeScope();
         var h = functional.relu(conv2.call(functional.relu(conv1.call(images))));
@@ -68,24 +124,23 @@ public sealed class FeatureClassifier : Module<Tensor, Tensor>
         return functional.relu(features.call(h)).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Features and logits of many images, in batches, in evaluation mode without gradients.</summary>
-    public (Tensor Features, Tensor Logits) Embed(Tensor images, int batchSize = 512)
+    /// <summary>
+    /// Features [N, Features] and logits [N, Classes] of images in [−1, 1] or uint8, in batches of
+    /// <see cref="BatchSize"/>, in evaluation mode without gradients (see <see cref="IImageFeatureNetwork"/> for the
+    /// input adaptation).
+    /// </summary>
+    public (Tensor Features, Tensor Logits) Embed(Tensor images)
     {
         eval();
-        using var noGrad = no_grad();
-        var feats = new List<Tensor>();
-        var logits = new List<Tensor>();
-        for (long start = 0; start < images.shape[0]; start += batchSize)
+        var (features, logits) = ImageFeatureBatches.Embed(this, images, BatchSize, batch =>
         {
-            using var scope = NewDisposeScope();
-            var f = Features(images.narrow(0, start, Math.Min(batchSize, images.shape[0] - start)));
-            logits.Add(head.call(f).MoveToOuterDisposeScope());
-            feats.Add(f.MoveToOuterDisposeScope());
-        }
-        var result = (cat(feats, 0), cat(logits, 0));
-        foreach (var t in feats.Concat(logits)) t.Dispose();
-        return result;
+            var f = FeatureLayer(batch);
+            return (f, head.call(f));
+        });
+        return (features, logits!);
     }
+
+    (Tensor Features, Tensor? Logits) IImageFeatureNetwork.Embed(Tensor images) => Embed(images);
 
     /// <summary>
     /// Trains with AdamW and cross-entropy on images already in [−1, 1] (uint8 inputs are converted per batch by
@@ -127,18 +182,22 @@ public sealed class FeatureClassifier : Module<Tensor, Tensor>
         return lastEpochLoss;
     }
 
-    /// <summary>Saves the weights with the configuration in the safetensors metadata.</summary>
+    /// <summary>
+    /// Saves the weights with the configuration and <see cref="Dataset"/> in the safetensors metadata; entries of
+    /// <paramref name="extra"/> are added (and win over those).
+    /// </summary>
     public void Save(string path, IReadOnlyDictionary<string, string>? extra = null)
     {
         var metadata = new Dictionary<string, string>
         {
-            ["kind"] = "diffuse-feature-classifier/1",
+            ["kind"] = Kind,
             ["channels"] = Config.Channels.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["height"] = Config.Height.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["width"] = Config.Width.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["classes"] = Config.Classes.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["features"] = Config.Features.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
+        if (Dataset is not null) metadata[DatasetKey] = Dataset;
         if (extra is not null) foreach (var (k, v) in extra) metadata[k] = v;
         Safetensors.Save(path, state_dict(), metadata);
     }
@@ -149,9 +208,12 @@ public sealed class FeatureClassifier : Module<Tensor, Tensor>
         var header = Safetensors.ReadHeader(path);
         int Get(string key) => header.Metadata.TryGetValue(key, out var v) && int.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out int i)
             ? i : throw new DiffuseException($"{path} is not a Diffuse feature classifier (its metadata lacks '{key}').");
-        if (!header.Metadata.TryGetValue("kind", out var kind) || kind != "diffuse-feature-classifier/1")
+        if (!header.Metadata.TryGetValue("kind", out var kind) || kind != Kind)
             throw new DiffuseException($"{path} is not a Diffuse feature classifier.");
-        var classifier = new FeatureClassifier(new FeatureClassifierConfig(Get("channels"), Get("height"), Get("width"), Get("classes"), Get("features")));
+        var classifier = new FeatureClassifier(new FeatureClassifierConfig(Get("channels"), Get("height"), Get("width"), Get("classes"), Get("features")))
+        {
+            Dataset = header.Metadata.TryGetValue(DatasetKey, out var dataset) && dataset.Length > 0 ? dataset : null,
+        };
         using var scope = NewDisposeScope();
         StateDicts.LoadInto(classifier, Safetensors.Load(path), path);
         classifier.eval();

@@ -38,4 +38,48 @@ public class FeatureClassifierTests
         Assert.True(features.allclose(featuresAgain));
         Assert.Throws<DiffuseException>(() => FeatureClassifier.Load(Path.Combine(dir.Path, "missing.safetensors")));
     }
+
+    static string RepositoryFile(params string[] parts)
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Diffuse.slnx"))) return Path.Combine([dir.FullName, .. parts]);
+        throw new InvalidOperationException("the repository root (Diffuse.slnx) is not above the test binaries.");
+    }
+
+    [Theory]
+    [InlineData("fashion-mnist", "Diffuse Fashion-MNIST features")]
+    [InlineData("mnist", "Diffuse MNIST features")]
+    public void TheCommittedClassifiersLoadAsImageFeatureNetworks(string dataset, string name)
+    {
+        using var scope = NewDisposeScope();
+        using var network = FeatureNetworks.Load(RepositoryFile("models", "classifiers", dataset + ".safetensors"));
+        var classifier = Assert.IsType<FeatureClassifier>(network);
+        Assert.Equal(dataset, classifier.Dataset);
+        Assert.Equal(name, network.Name);
+        Assert.False(network.IsFidInception);
+        Assert.Equal((1, 28, 28, 128, 10), (network.InputChannels, network.InputHeight, network.InputWidth, network.FeatureCount, network.ClassCount));
+
+        var (features, logits) = network.Embed(zeros(8, 1, 28, 28));
+        Assert.Equal(new long[] { 8, 128 }, features.shape);
+        Assert.Equal(new long[] { 8, 10 }, logits!.shape);
+        // uint8 pixels are mapped to [-1, 1]: byte 127.5 does not exist, but 0 maps to -1 exactly.
+        Assert.True(network.Features(zeros(8, 1, 28, 28, dtype: ScalarType.Byte)).allclose(network.Features(full(8, 1, 28, 28, -1f))));
+        // Another size is resized bilinearly: a constant image stays the same constant.
+        Assert.True(network.Features(zeros(2, 1, 32, 32)).allclose(features.narrow(0, 0, 2), atol: 1e-6));
+        Assert.Throws<DiffuseException>(() => network.Features(zeros(2, 3, 28, 28)));
+    }
+
+    [Fact]
+    public void SaveStoresTheDatasetName()
+    {
+        using var dir = new TempDir();
+        using var scope = NewDisposeScope();
+        string path = Path.Combine(dir.Path, "c.safetensors");
+        using (var classifier = new FeatureClassifier(new FeatureClassifierConfig(3, 8, 8, 4, Features: 8)) { Dataset = "cifar10" })
+            classifier.Save(path);
+        using var loaded = FeatureClassifier.Load(path);
+        Assert.Equal("Diffuse CIFAR-10 features", loaded.Name);
+        // A grey image is repeated to the network's three channels.
+        Assert.True(loaded.Features(full(1, 1, 8, 8, 0.5f)).allclose(loaded.Features(full(1, 3, 8, 8, 0.5f))));
+    }
 }
