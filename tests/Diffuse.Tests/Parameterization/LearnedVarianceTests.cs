@@ -103,6 +103,39 @@ public class LearnedVarianceTests
         Assert.Contains("twice", Assert.Throws<DiffuseException>(() => plain.Denoise(z, 40)).Message);
     }
 
+    /// <summary>A class-conditional network: the mixture's exact x0 for the class (null class 2: unconditional) and v = class − 0.5.</summary>
+    private sealed class ConditionalNetwork : nn.Module<Tensor, Tensor, Tensor?, Tensor>
+    {
+        private readonly GaussianMixtureDenoiser _mixture =
+            new(Schedule, new[] { 0.5, 0.5 }, new double[,] { { -2, 0 }, { 2, 0 } }, new[] { 0.2, 0.2 });
+
+        public ConditionalNetwork() : base("conditional") { }
+
+        public override Tensor forward(Tensor z, Tensor timesteps, Tensor? classes)
+        {
+            using var scope = NewDisposeScope();
+            var labels = classes ?? full(z.shape[0], 2L, dtype: ScalarType.Int64);
+            var x0 = _mixture.Denoise(z, (int)Math.Round(timesteps[0].item<float>()), labels.masked_fill(labels == 2, -1)).X0;
+            var v = (labels.to_type(z.dtype) - 0.5).unsqueeze(1).expand_as(z);
+            return cat(new[] { x0, v }, 1).MoveToOuterDisposeScope();
+        }
+    }
+
+    [Fact]
+    public void GuidanceKeepsTheConditionalBranchsLearnedVariance()
+    {
+        using var scope = NewDisposeScope();
+        var denoiser = new NetworkDenoiser(ConditionedNetwork.WithClasses(new ConditionalNetwork(), 2), Schedule, Prediction.X0, learnedVariance: true);
+        var z = SeededNoise.Normal(2, 0, 0, 6, new long[] { 2 });
+        var classes = tensor(new long[] { 0, 1, 0, 1, 1, 0 });
+        var conditional = denoiser.Denoise(z, 30, classes);
+        var guided = new ClassifierFreeGuidance(denoiser, classes, 2.5).Denoise(z, 30);
+        Assert.True(guided.VarianceFraction!.allclose(conditional.VarianceFraction!));
+        Assert.True(conditional.VarianceFraction!.allclose((classes.to_type(ScalarType.Float32) + 0.5).unsqueeze(1).expand_as(z) / 2));
+        // Unconditional rows (class −1, or no labels) reach the network as its null class.
+        Assert.True(denoiser.Denoise(z, 30, full(6, -1L)).VarianceFraction!.allclose(denoiser.Denoise(z, 30).VarianceFraction!));
+    }
+
     [Theory]
     [InlineData(0, 1.0, DdpmVariance.Large)]
     [InlineData(0, -1.0, DdpmVariance.Small)]
