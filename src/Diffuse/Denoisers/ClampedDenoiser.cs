@@ -33,21 +33,25 @@ public sealed class ClampedDenoiser : IDenoiser, ISigmaDenoiser
     public DenoiserOutput Denoise(Tensor z, int timestep)
     {
         using var scope = NewDisposeScope();
-        return Project(_inner.Denoise(z, timestep).X0, z, _schedule.AlphaBar(timestep));
+        return Project(_inner.Denoise(z, timestep), z, _schedule.AlphaBar(timestep));
     }
 
     /// <inheritdoc />
     public DenoiserOutput DenoiseAtSigma(Tensor z, double sigma)
     {
         using var scope = NewDisposeScope();
-        return Project(_innerAtSigma.DenoiseAtSigma(z, sigma).X0, z, NoiseSchedule.AlphaBarOfSigma(sigma));
+        return Project(_innerAtSigma.DenoiseAtSigma(z, sigma), z, NoiseSchedule.AlphaBarOfSigma(sigma));
     }
 
-    /// <summary>Clamps x0 and recomputes ε; the results leave the caller's dispose scope.</summary>
-    private DenoiserOutput Project(Tensor x0, Tensor z, double alphaBar)
+    /// <summary>Clamps x0 and recomputes ε, keeping a learned variance; the results leave the caller's dispose scope.</summary>
+    private DenoiserOutput Project(DenoiserOutput inner, Tensor z, double alphaBar)
     {
+        var x0 = inner.X0;
         var clamped = x0.clamp(tensor(_lower, dtype: x0.dtype), tensor(_upper, dtype: x0.dtype));
         var eps = PredictionConversion.EpsFromX0(clamped, z, tensor(alphaBar, dtype: z.dtype));
-        return new DenoiserOutput(clamped.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope());
+        return new DenoiserOutput(clamped.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope())
+        {
+            VarianceFraction = inner.VarianceFraction?.MoveToOuterDisposeScope(),
+        };
     }
 }

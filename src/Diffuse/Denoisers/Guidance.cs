@@ -62,6 +62,8 @@ public sealed class ClassifierFreeGuidance : IDenoiser, ISigmaDenoiser
         // estimates is the x0 of the guided ε; it stays defined at ᾱ = 0 (zero terminal SNR), where ε cannot give x0.
         var x0Uncond = both.X0.narrow(0, b, b);
         var x0 = x0Uncond + _scale * (both.X0.narrow(0, 0, b) - x0Uncond);
-        return new DenoiserOutput(x0.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope());
+        // A learned variance is taken from the conditional branch, the one the guided step stands for.
+        var fraction = both.VarianceFraction?.narrow(0, 0, b).MoveToOuterDisposeScope();
+        return new DenoiserOutput(x0.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope()) { VarianceFraction = fraction };
     }
 }

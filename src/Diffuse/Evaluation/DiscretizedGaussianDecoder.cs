@@ -16,10 +16,24 @@ public sealed class DiscretizedGaussianDecoder : IDataDecoder
     /// <inheritdoc />
     public Tensor NegativeLogLikelihood(Tensor x, Tensor mean, double variance)
     {
+        using var sigma = tensor(Math.Sqrt(variance), dtype: ScalarType.Float64);
+        return NegativeLogLikelihoodOfScale(x, mean, sigma);
+    }
+
+    /// <inheritdoc />
+    public Tensor NegativeLogLikelihood(Tensor x, Tensor mean, Tensor variance)
+    {
+        using var scope = NewDisposeScope();
+        var sigma = variance.to_type(ScalarType.Float64).broadcast_to(x.shape).flatten(1).sqrt();
+        return NegativeLogLikelihoodOfScale(x, mean, sigma).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The bin masses under N(mean, σ²) with σ a scalar or one per flattened element.</summary>
+    private static Tensor NegativeLogLikelihoodOfScale(Tensor x, Tensor mean, Tensor sigma)
+    {
         using var scope = NewDisposeScope();
         var xd = x.flatten(1).to_type(ScalarType.Float64);
         var mu = mean.flatten(1).to_type(ScalarType.Float64);
-        double sigma = Math.Sqrt(variance);
         var upper = (xd + HalfBin - mu) / sigma;
         var lower = (xd - HalfBin - mu) / sigma;
         // Mass of the bin, computed on the side of the tail it lies in so that far-tail bins do not cancel to zero.

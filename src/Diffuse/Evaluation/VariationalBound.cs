@@ -1,4 +1,5 @@
 using Diffuse.Denoisers;
+using Diffuse.Parameterization;
 using Diffuse.Randomness;
 using Diffuse.Sampling;
 using Diffuse.Schedules;
@@ -14,6 +15,12 @@ public interface IDataDecoder
 {
     /// <summary>−log p(x | z_1) per row in nats, summed over all non-batch dimensions; <paramref name="mean"/> is the decoder mean, <paramref name="variance"/> its variance.</summary>
     Tensor NegativeLogLikelihood(Tensor x, Tensor mean, double variance);
+
+    /// <summary>
+    /// The same with a variance per element (a learned variance, Nichol and Dhariwal 2021): <paramref name="variance"/>
+    /// broadcasts against <paramref name="x"/>. Differentiable in <paramref name="variance"/>.
+    /// </summary>
+    Tensor NegativeLogLikelihood(Tensor x, Tensor mean, Tensor variance);
 }
 
 /// <summary>A Gaussian decoder N(x; mean, variance·I) for continuous data.</summary>
@@ -26,6 +33,15 @@ public sealed class GaussianDecoder : IDataDecoder
         var diff = (x - mean).flatten(1).to_type(ScalarType.Float64);
         long dims = diff.shape[1];
         return (diff.square().sum(1) * (0.5 / variance) + 0.5 * dims * Math.Log(2 * Math.PI * variance)).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc />
+    public Tensor NegativeLogLikelihood(Tensor x, Tensor mean, Tensor variance)
+    {
+        using var scope = NewDisposeScope();
+        var v = variance.to_type(ScalarType.Float64);
+        var nll = 0.5 * ((x - mean).to_type(ScalarType.Float64).square() / v + (2 * Math.PI * v).log());
+        return nll.broadcast_to(x.shape).flatten(1).sum(1).MoveToOuterDisposeScope();
     }
 }
 
@@ -52,7 +68,8 @@ public sealed record BoundResult(double NatsPerDim, double StdError, double Prio
 /// L = L_T + Σ_{t=2}^{T} L_{t−1} + L_0 with L_T = KL(q(z_T | x) ‖ N(0, I)),
 /// L_{t−1} = KL(q(z_{t−1} | z_t, x) ‖ p(z_{t−1} | z_t)) and L_0 = −log p(x | z_1), every term exact for its sampled z_t.
 /// The reverse step p(z_{t−1} | z_t) = N(μ̃(z_t, x̂0), σ_t²) uses the model's x0 estimate and DDPM's variance choice; the
-/// decoder's variance is β_1. Every t is evaluated with its own z_t ~ q(z_t | x), so the estimate is unbiased, and
+/// decoder's variance is β_1. A model that learns its variance (<see cref="DenoiserOutput.VarianceFraction"/>) uses its
+/// own σ_t² at every step instead, and at t = 1 as the decoder's variance (Nichol and Dhariwal 2021, eq. 15). Every t is evaluated with its own z_t ~ q(z_t | x), so the estimate is unbiased, and
 /// the standard error is over data points.
 /// </summary>
 public static class VariationalBound
@@ -92,12 +109,19 @@ public static class VariationalBound
                 double alphaBar = schedule.AlphaBar(n);
                 var eps = SeededNoise.Normal(seed, (ulong)n, start, size, elementShape);
                 var z = GaussianProcess.Noise(x, tensor(alphaBar, dtype: ScalarType.Float32), eps);
-                var (x0Hat, _) = denoiser.Denoise(z, n);
+                var output = denoiser.Denoise(z, n);
+                var x0Hat = output.X0;
+                // A learned variance (Nichol and Dhariwal 2021, eq. 15) replaces DDPM's fixed choice, at every step.
+                var logVariance = output.VarianceFraction is { } fraction
+                    ? LearnedVariance.LogVariance(fraction.to_type(ScalarType.Float64), LearnedVariance.StepLogVariances(schedule, n))
+                    : null;
                 double[] term;
                 if (n == 0)
                 {
-                    // L_0 with decoder mean x̂0(z_1) (the posterior mean at t = 1) and variance β_1.
-                    term = decoder.NegativeLogLikelihood(x, x0Hat, schedule.Betas[0]).data<double>().ToArray();
+                    // L_0 with decoder mean x̂0(z_1) (the posterior mean at t = 1) and variance β_1 (or the learned one).
+                    term = (logVariance is null
+                        ? decoder.NegativeLogLikelihood(x, x0Hat, schedule.Betas[0])
+                        : decoder.NegativeLogLikelihood(x, x0Hat, logVariance.exp())).data<double>().ToArray();
                     for (int i = 0; i < size; i++) decoderTerm[start + i] = term[i];
                 }
                 else
@@ -106,7 +130,9 @@ public static class VariationalBound
                     var trueMean = (post.X0Coef * x + post.ZCoef * z).to_type(ScalarType.Float64);
                     var modelMean = (post.X0Coef * x0Hat + post.ZCoef * z).to_type(ScalarType.Float64);
                     double modelVariance = variance == DdpmVariance.Small ? post.Variance : post.StepBeta;
-                    term = GaussianProcess.GaussianKl(trueMean, post.Variance, modelMean, modelVariance).data<double>().ToArray();
+                    term = (logVariance is null
+                        ? GaussianProcess.GaussianKl(trueMean, post.Variance, modelMean, modelVariance)
+                        : GaussianProcess.GaussianKl(trueMean, tensor(Math.Log(post.Variance)), modelMean, logVariance)).data<double>().ToArray();
                     for (int i = 0; i < size; i++) diffusion[start + i] += term[i];
                 }
                 onProgress?.Invoke(start / batchSize * T + n + 1, (count + batchSize - 1) / batchSize * T);

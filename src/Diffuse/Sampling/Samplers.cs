@@ -224,7 +224,8 @@ public static class Sampler
             int n = timesteps[k];
             int previous = k + 1 < timesteps.Length ? timesteps[k + 1] : -1;
             double alphaBar = schedule.AlphaBar(n), alphaBarPrev = schedule.AlphaBar(previous);
-            var (x0, eps) = denoiser.Denoise(z, n);
+            var output = denoiser.Denoise(z, n);
+            var (x0, eps) = output;
             if (options.ClipX0 is { } clip)
             {
                 x0 = x0.clamp(-clip, clip);
@@ -232,7 +233,9 @@ public static class Sampler
             }
             Tensor next = options.Kind switch
             {
-                SamplerKind.Ddpm => DdpmStep(z, x0, alphaBar, alphaBarPrev, options.Variance, () => SeededNoise.Normal(seed, (ulong)k + 1, first, size, sampleShape)),
+                SamplerKind.Ddpm => output.VarianceFraction is { } fraction
+                    ? DdpmStep(z, x0, alphaBar, alphaBarPrev, fraction, () => SeededNoise.Normal(seed, (ulong)k + 1, first, size, sampleShape))
+                    : DdpmStep(z, x0, alphaBar, alphaBarPrev, options.Variance, () => SeededNoise.Normal(seed, (ulong)k + 1, first, size, sampleShape)),
                 SamplerKind.Ddim => DdimStep(x0, eps, alphaBar, alphaBarPrev, options.Eta, () => SeededNoise.Normal(seed, (ulong)k + 1, first, size, sampleShape)),
                 _ => throw new DiffuseException($"{options.Kind} is not a timestep sampler."),
             };
@@ -248,13 +251,29 @@ public static class Sampler
     /// One ancestral step z_s = μ̃(z_t, x̂0) + σ·ξ, with the Bayes posterior mean μ̃ (Ho et al. 2020, eq. 7) and
     /// σ² = β̃ or β' = 1 − ᾱ_t/ᾱ_s; no noise is added on the final step to the data (ᾱ_s = 1).
     /// </summary>
-    public static Tensor DdpmStep(Tensor z, Tensor x0, double alphaBar, double alphaBarPrev, DdpmVariance variance, Func<Tensor> noise)
+    public static Tensor DdpmStep(Tensor z, Tensor x0, double alphaBar, double alphaBarPrev, DdpmVariance variance, Func<Tensor> noise) =>
+        AncestralStep(z, x0, alphaBar, alphaBarPrev,
+            post => Math.Sqrt(variance == DdpmVariance.Small ? post.Variance : post.StepBeta) * noise());
+
+    /// <summary>
+    /// The ancestral step with a learned variance (Nichol and Dhariwal 2021, eq. 15): σ² = exp(f·log β' + (1 − f)·log β̃)
+    /// per element, with the respaced β' = 1 − ᾱ_t/ᾱ_s and its β̃ (§4), so a timestep subsequence uses the variances of
+    /// the coarser process. f = 1 is the σ² = β' step, f = 0 the σ² = β̃ step.
+    /// </summary>
+    public static Tensor DdpmStep(Tensor z, Tensor x0, double alphaBar, double alphaBarPrev, Tensor varianceFraction, Func<Tensor> noise) =>
+        AncestralStep(z, x0, alphaBar, alphaBarPrev, _ =>
+        {
+            var logVariance = LearnedVariance.LogVariance(varianceFraction.to_type(ScalarType.Float64), LearnedVariance.StepLogVariances(alphaBar, alphaBarPrev));
+            return (0.5 * logVariance).exp().to_type(z.dtype) * noise();
+        });
+
+    /// <summary>μ̃(z_t, x̂0) plus the noise term the caller makes from the step's posterior; the mean alone on the final step to the data.</summary>
+    private static Tensor AncestralStep(Tensor z, Tensor x0, double alphaBar, double alphaBarPrev, Func<PosteriorCoefficients, Tensor> noiseTerm)
     {
         var post = GaussianProcess.Posterior(alphaBar, alphaBarPrev);
         var mean = post.X0Coef * x0 + post.ZCoef * z;
         if (alphaBarPrev >= 1.0) return mean;
-        double sigma = Math.Sqrt(variance == DdpmVariance.Small ? post.Variance : post.StepBeta);
-        return mean + sigma * noise();
+        return mean + noiseTerm(post);
     }
 
     /// <summary>

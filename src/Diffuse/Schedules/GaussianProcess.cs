@@ -47,4 +47,16 @@ public static class GaussianProcess
         var constant = 0.5 * dims * (Math.Log(variance2 / variance1) + variance1 / variance2 - 1);
         return (diff.square().sum(1) * (0.5 / variance2) + constant).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// KL divergence KL(N(μ1, diag e^(l1)) ‖ N(μ2, diag e^(l2))) per row with elementwise log-variances l1, l2 (each
+    /// broadcasting against the means), summed over all non-batch dimensions, in nats:
+    /// ½·Σ[l2 − l1 + (e^(l1) + (μ1 − μ2)²)·e^(−l2) − 1].
+    /// </summary>
+    public static Tensor GaussianKl(Tensor mean1, Tensor logVariance1, Tensor mean2, Tensor logVariance2)
+    {
+        using var scope = NewDisposeScope();
+        var kl = 0.5 * (logVariance2 - logVariance1 + (logVariance1.exp() + (mean1 - mean2).square()) * (-logVariance2).exp() - 1);
+        return kl.flatten(1).sum(1).MoveToOuterDisposeScope();
+    }
 }
