@@ -284,26 +284,26 @@ public sealed class TrainCommand : Command<TrainSettings>
     {
         foreach (var (given, name) in new[] { (s.Width.HasValue, "--width"), (s.Depth.HasValue, "--depth") })
             if (given) throw new DiffuseException($"{name} sets the MLP for tables; for images use --channels, --channel-mult, --blocks and --attention.");
-        using var images = ImageSources.Load(s.Data!, Data.Images.DatasetSplit.Train, s.Size, s.Grayscale, s.Strict);
+        // Options first, so that a mistyped value fails before the data are read.
+        int[]? multipliers = s.ChannelMult is null ? null : Parse.IntList(s.ChannelMult, "--channel-mult");
+        int[]? attention = s.Attention is null ? null
+            : s.Attention.Trim().Equals("none", StringComparison.OrdinalIgnoreCase) ? Array.Empty<int>() : Parse.IntList(s.Attention, "--attention");
         bool exists = collective.Rank == 0 && File.Exists(Path.Combine(s.Out!, Trainer.ConfigFile));
-        if (s.Resume)
-        {
-            if (collective.Rank == 0 && !exists)
-                throw new DiffuseException($"--resume: '{s.Out}' holds no run to resume (no config.json). Drop --resume to start a new run.");
-            return Trainer.Resume(s.Out!, images, s.Steps, collective);
-        }
-        if (exists)
+        if (s.Resume && collective.Rank == 0 && !exists)
+            throw new DiffuseException($"--resume: '{s.Out}' holds no run to resume (no config.json). Drop --resume to start a new run.");
+        if (!s.Resume && exists)
             throw new DiffuseException($"'{s.Out}' already holds a model; pass --resume to continue it, or choose another --out (nothing was overwritten).");
+        using var images = ImageSources.Load(s.Data!, Data.Images.DatasetSplit.Train, s.Size, s.Grayscale, s.Strict);
+        if (s.Resume) return Trainer.Resume(s.Out!, images, s.Steps, collective);
         int classes = s.Unconditional || images.Labels is null ? 0 : images.ClassNames.Length;
         var defaults = new UNetConfig { Channels = images.Channels };
         var network = defaults with
         {
             NumClasses = classes,
             BaseChannels = s.BaseChannels ?? defaults.BaseChannels,
-            ChannelMultipliers = s.ChannelMult is null ? defaults.ChannelMultipliers : Parse.IntList(s.ChannelMult, "--channel-mult"),
+            ChannelMultipliers = multipliers ?? defaults.ChannelMultipliers,
             BlocksPerLevel = s.Blocks ?? defaults.BlocksPerLevel,
-            AttentionResolutions = s.Attention is null ? defaults.AttentionResolutions
-                : s.Attention.Trim().Equals("none", StringComparison.OrdinalIgnoreCase) ? Array.Empty<int>() : Parse.IntList(s.Attention, "--attention"),
+            AttentionResolutions = attention ?? defaults.AttentionResolutions,
             Dropout = s.Dropout ?? defaults.Dropout,
         };
         var training = Training(s, ImageDefaults);
