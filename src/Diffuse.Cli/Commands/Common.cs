@@ -12,13 +12,16 @@ public class CommonSettings : CommandSettings
 {
     /// <summary>Intra-op threads for libtorch.</summary>
     [CommandOption("--threads <N>")]
-    [Description("CPU threads for libtorch (default 1: for these model sizes one thread is fastest on small machines; see docs/benchmarks.md).")]
+    [Description("CPU threads for libtorch (default: 1 for tables, where one thread is fastest; every core for image models, whose convolutions scale; see docs/benchmarks.md).")]
     public int? Threads { get; init; }
 
-    /// <summary>Applies the thread setting.</summary>
-    public void ApplyThreads()
+    /// <summary>
+    /// Applies the thread setting: --threads when given, else 1 for tables (for a small MLP, more threads only add
+    /// synchronisation) and every core for images (the U-Net's convolutions ran 1.8× faster on 2 threads than on 1).
+    /// </summary>
+    public void ApplyThreads(bool imageModel = false)
     {
-        int threads = Threads ?? 1;
+        int threads = Threads ?? (imageModel ? Environment.ProcessorCount : 1);
         if (threads < 1) throw new DiffuseException($"--threads must be at least 1 (got {threads}).");
         TorchSharp.torch.set_num_threads(threads);
     }

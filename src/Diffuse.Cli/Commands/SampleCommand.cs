@@ -54,9 +54,9 @@ public sealed class SampleCommand : Command<SampleSettings>
         if (string.IsNullOrWhiteSpace(settings.Out)) throw new DiffuseException("--out is required: a .csv or .png file, or for images a folder.");
         if (settings.Count is < 1) throw new DiffuseException($"--count must be at least 1 (got {settings.Count}).");
         CliContext.RequireSingleProcess("sample");
-        settings.ApplyThreads();
         string folder = ModelFolders.Resolve(settings.Model);
         using var model = DiffusionModel.Load(folder);
+        settings.ApplyThreads(model.IsImage);
         model.ClampToDataRange = !settings.NoClamp;
         if (model.IsImage) return SampleImages(model, folder, settings, cancellationToken);
         foreach (var (given, name) in new[] { (settings.Class is not null, "--class"), (settings.Guidance is not null, "--guidance"), (settings.Animation is not null, "--animation") })

@@ -189,7 +189,7 @@ public sealed class TrainCommand : Command<TrainSettings>
     {
         if (string.IsNullOrWhiteSpace(settings.Data)) throw new DiffuseException("--data is required: a built-in distribution, a CSV file or image data.");
         if (string.IsNullOrWhiteSpace(settings.Out)) throw new DiffuseException("--out is required: the folder to write the model to.");
-        settings.ApplyThreads();
+        settings.ApplyThreads(IsImageArgument(settings.Data));
         using var trainer = Build(settings);
         var collective = trainer.Collective;
         if (collective.Size > 1)
@@ -218,11 +218,14 @@ public sealed class TrainCommand : Command<TrainSettings>
         return 0;
     }
 
+    /// <summary>Whether --data names images (not a built-in distribution or a CSV file).</summary>
+    private static bool IsImageArgument(string data) =>
+        ImageSources.IsImageData(data) && !TabularSource.IsToy(data) && !data.EndsWith(".csv", StringComparison.OrdinalIgnoreCase);
+
     private static Trainer Build(TrainSettings s)
     {
         var collective = CliContext.Collective;
-        if (ImageSources.IsImageData(s.Data!) && !TabularSource.IsToy(s.Data!) && !s.Data!.EndsWith(".csv", StringComparison.OrdinalIgnoreCase))
-            return BuildImages(s, collective);
+        if (IsImageArgument(s.Data!)) return BuildImages(s, collective);
         using var data = TabularSource.Load(s.Data!, s.Count);
         Tensor train = data.Rows;
         double holdout = data.IsToy ? 0 : s.Holdout;
