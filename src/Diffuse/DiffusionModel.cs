@@ -238,13 +238,22 @@ public sealed class DiffusionModel : IDisposable
     /// Gaussian decoder (Ho et al. 2020, §3.3, eq. 13), in nats per dimension (<see cref="BoundResult.BitsPerDim"/> gives
     /// bits); the likelihood of a conditional model is its unconditional one (the null class).
     /// </summary>
+    /// <param name="images">8-bit images of the model's shape.</param>
+    /// <param name="seed">Seed of the noise (and of the sampled timesteps).</param>
+    /// <param name="variance">The reverse variance (a model that learns it uses its own).</param>
+    /// <param name="onProgress">Called with (network evaluations done, total).</param>
+    /// <param name="batchSize">Images per batch.</param>
+    /// <param name="timestepSamples">
+    /// 0 for every one of the T terms; K for an unbiased stratified estimate from K terms per batch (see
+    /// <see cref="VariationalBound.Compute"/>), K/T of the cost.
+    /// </param>
     public BoundResult Bound(ImageDataset images, ulong seed = 0, DdpmVariance variance = DdpmVariance.Large, Action<int, int>? onProgress = null,
-        int batchSize = 250)
+        int batchSize = 250, int timestepSamples = 0)
     {
         CheckImages(images);
         using var scope = NewDisposeScope();
         var x = ImageDataset.ToModelRange(images.Images);
-        return VariationalBound.Compute(Denoiser, Schedule, x, seed, variance, new DiscretizedGaussianDecoder(), 0, batchSize, onProgress);
+        return VariationalBound.Compute(Denoiser, Schedule, x, seed, variance, new DiscretizedGaussianDecoder(), 0, batchSize, onProgress, timestepSamples);
     }
 
     /// <summary>

@@ -75,14 +75,45 @@ public sealed record BoundResult(double NatsPerDim, double StdError, double Prio
 public static class VariationalBound
 {
     /// <summary>
+    /// The timestep indices a batch evaluates and the weight of each: every index with weight 1, or index 0 (the decoder)
+    /// then one uniform draw from each of <paramref name="samples"/> equal strata of 1 … T − 1, weighted by the stratum's size.
+    /// </summary>
+    public static (int[] Steps, double[] Weights) TimestepsOfBatch(int timesteps, int samples, ulong seed, int batch)
+    {
+        if (samples <= 0 || samples >= timesteps - 1)
+            return (Enumerable.Range(0, timesteps).ToArray(), Enumerable.Repeat(1.0, timesteps).ToArray());
+        var steps = new int[samples + 1];
+        var weights = new double[samples + 1];
+        weights[0] = 1;
+        for (int j = 0; j < samples; j++)
+        {
+            int lo = 1 + (int)((long)j * (timesteps - 1) / samples), hi = 1 + (int)((long)(j + 1) * (timesteps - 1) / samples);
+            steps[j + 1] = lo + SeededNoise.UniformInt(seed, StratumStream, (ulong)batch * (ulong)samples + (ulong)j, hi - lo);
+            weights[j + 1] = hi - lo;
+        }
+        return (steps, weights);
+    }
+
+    /// <summary>Stream of the stratified timestep draws (the noise of timestep n uses stream n &lt; T).</summary>
+    private const ulong StratumStream = 0x7374726174UL; // "strat"
+
+    /// <summary>
     /// Computes the bound for the rows of <paramref name="data"/> (in model units). <paramref name="logScalePerDim"/> is
     /// the mean log-scale of the transform from original units to model units (for standardised data, mean log std):
     /// it is added so that the result is in the data's original units.
+    /// <para>
+    /// With <paramref name="timestepSamples"/> K &gt; 0 (and below T − 1), each batch evaluates the decoder term, the
+    /// prior and K of the T − 1 diffusion terms: one timestep drawn uniformly from each of K equal strata of 2 … T,
+    /// weighted by its stratum's size. The sum is then an unbiased, stratified Monte Carlo estimate of Σ L_{t−1}, at K/T
+    /// of the cost; the draws are shared by the rows of a batch, so use small batches (many independent draws) for the
+    /// standard error over rows to include the timestep sampling's variance.
+    /// </para>
     /// </summary>
     public static BoundResult Compute(IDenoiser denoiser, NoiseSchedule schedule, Tensor data, ulong seed,
         DdpmVariance variance = DdpmVariance.Small, IDataDecoder? decoder = null, double logScalePerDim = 0,
-        int batchSize = 4096, Action<int, int>? onProgress = null)
+        int batchSize = 4096, Action<int, int>? onProgress = null, int timestepSamples = 0)
     {
+        if (timestepSamples < 0) throw new DiffuseException($"the number of timesteps sampled per batch cannot be negative (got {timestepSamples}).");
         decoder ??= new GaussianDecoder();
         int count = (int)data.shape[0];
         if (count < 2) throw new DiffuseException("the variational bound needs at least two data points.");
@@ -92,9 +123,12 @@ public static class VariationalBound
         var diffusion = new double[count];
         var decoderTerm = new double[count];
         int T = schedule.Timesteps;
+        int batches = (count + batchSize - 1) / batchSize;
+        int evaluations = 0, totalEvaluations = batches * TimestepsOfBatch(T, timestepSamples, seed, 0).Steps.Length;
         using var noGrad = no_grad();
         for (int start = 0; start < count; start += batchSize)
         {
+            var (steps, weights) = TimestepsOfBatch(T, timestepSamples, seed, start / batchSize);
             int size = Math.Min(batchSize, count - start);
             using var batchScope = NewDisposeScope();
             var x = data.narrow(0, start, size).to_type(ScalarType.Float32);
@@ -103,8 +137,9 @@ public static class VariationalBound
             var lt = (x.flatten(1).to_type(ScalarType.Float64).square().sum(1) * (0.5 * abT)
                       + 0.5 * dims * (-abT - Math.Log(1 - abT))).data<double>().ToArray();
             for (int i = 0; i < size; i++) prior[start + i] = lt[i];
-            for (int n = 0; n < T; n++)
+            for (int k = 0; k < steps.Length; k++)
             {
+                int n = steps[k];
                 using var stepScope = NewDisposeScope();
                 double alphaBar = schedule.AlphaBar(n);
                 var eps = SeededNoise.Normal(seed, (ulong)n, start, size, elementShape);
@@ -133,9 +168,9 @@ public static class VariationalBound
                     term = (logVariance is null
                         ? GaussianProcess.GaussianKl(trueMean, post.Variance, modelMean, modelVariance)
                         : GaussianProcess.GaussianKl(trueMean, tensor(Math.Log(post.Variance)), modelMean, logVariance)).data<double>().ToArray();
-                    for (int i = 0; i < size; i++) diffusion[start + i] += term[i];
+                    for (int i = 0; i < size; i++) diffusion[start + i] += weights[k] * term[i];
                 }
-                onProgress?.Invoke(start / batchSize * T + n + 1, (count + batchSize - 1) / batchSize * T);
+                onProgress?.Invoke(++evaluations, totalEvaluations);
             }
         }
         var total = new double[count];
