@@ -51,25 +51,25 @@ public static class ImageEvaluation
         int count = settings.Count ?? DefaultCount;
         double guidance = settings.Guidance ?? SampleCommand.DefaultGuidance;
 
-        var (train, test, dataName) = LoadData(model, settings.Data);
+        var (train, test, own, trainWhat, testWhat) = LoadData(model, settings.Data);
         using var trainSet = train;
         using var testSet = test;
         if (classes > 0)
             foreach (var (set, split) in new[] { (train, "training"), (test, "test") })
                 if (set.Labels is null || set.ClassNames.Length != classes)
-                    throw new DiffuseException($"the model is conditioned on {classes} classes but the {split} images of {dataName} have {(set.Labels is null ? "no labels" : $"{set.ClassNames.Length} classes")}: give --data the labelled data the model was trained on.");
+                    throw new DiffuseException($"the model is conditioned on {classes} classes but the {split} images ({(split == "test" ? testWhat : trainWhat)}) have {(set.Labels is null ? "no labels" : $"{set.ClassNames.Length} classes")}: give --data the labelled data the model was trained on.");
 
         long[]? labels = classes > 0 ? Enumerable.Range(0, count).Select(i => (long)(i % classes)).ToArray() : null;
-        string? featuresPath = settings.Features ?? DefaultFeatures(dataName);
+        string featuresPath = settings.Features ?? DefaultFeatures(own);
         using var network = FeatureNetworks.Load(featuresPath);
         var (options, samplerDescription) = settings.ResolveSampler(model, folder, imageDefault: true);
 
-        using var reference = Choose(test, labels, count, settings.Seed, ReferenceStream, $"the test split of {dataName}", "--count");
-        using var floor = Choose(train, labels, count, settings.Seed, FloorStream, $"the training split of {dataName}", "--count");
+        using var reference = Choose(test, labels, count, settings.Seed, ReferenceStream, testWhat, "--count");
+        using var floor = Choose(train, labels, count, settings.Seed, FloorStream, trainWhat, "--count");
         bool accuracy = labels is not null && network.ClassCount == classes;
         string what = labels is null ? "unconditional" : $"{classes} classes in turn (sample i has class i % {classes}), guidance {guidance.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)}";
         CliContext.Out.WriteLine($"model {settings.Model}: {model.Config.Data.Source}, {model.Config.Step} steps; {what}");
-        CliContext.Out.WriteLine($"reference: {count} images of the test split of {dataName}; floor: {count} images of its training split{(labels is null ? "" : ", the same classes")}");
+        CliContext.Out.WriteLine($"reference: {count} images of {testWhat}; floor: {count} images of {trainWhat}{(labels is null ? "" : ", the same classes")}");
         CliContext.Out.WriteLine($"features: {network.Name} ({Path.GetFullPath(featuresPath)})");
         if (labels is not null && !accuracy)
             CliContext.Out.WriteLine($"note: {network.Name} knows {network.ClassCount} classes, the model {classes}: no class accuracy.");
@@ -89,8 +89,8 @@ public static class ImageEvaluation
             AtomicFile.WriteAllText(json, report.ToJson());
             CliContext.Out.WriteLine($"wrote the report to {Path.GetFullPath(json)}");
         }
-        if (settings.Memorization is { } memorization) CheckMemorization(pixels, train, reference, memorization);
-        if (settings.Nll) Likelihood(model, test, settings, dataName, boundVariance, odeOptions, cancellationToken);
+        if (settings.Memorization is { } memorization) CheckMemorization(pixels, train, reference, memorization, cancellationToken);
+        if (settings.Nll) Likelihood(model, test, settings, testWhat, boundVariance, odeOptions, cancellationToken);
         return 0;
     }
 
@@ -98,9 +98,10 @@ public static class ImageEvaluation
     /// The training images of the model and the test images to compare with: with --data (or, without it, the model's
     /// own data) that has a test split, its two splits; with --data that is one set of images (a folder or an IDX file),
     /// those images as the test set and the model's own training data reloaded. The training images must be the ones
-    /// the model was trained on (same fingerprint): the floor and the memorisation check are about them.
+    /// the model was trained on (same fingerprint): the floor and the memorisation check are about them. Also returns
+    /// the model's own data (which names the default feature network) and how to call the two sets in messages.
     /// </summary>
-    public static (ImageDataset Train, ImageDataset Test, string Name) LoadData(DiffusionModel model, string? data)
+    public static (ImageDataset Train, ImageDataset Test, string Own, string TrainWhat, string TestWhat) LoadData(DiffusionModel model, string? data)
     {
         var config = model.Config.Data;
         string own = ImageSources.FromTrainingSource(config.Source);
@@ -118,7 +119,7 @@ public static class ImageEvaluation
                 CheckTrainingImages(model, train, name);
                 var test = Load(name, DatasetSplit.Test);
                 model.CheckImages(test);
-                return (train, test, name);
+                return (train, test, own, $"the training split of {name}", $"the test split of {name}");
             }
             catch
             {
@@ -138,7 +139,7 @@ public static class ImageEvaluation
             try
             {
                 CheckTrainingImages(model, train, own);
-                return (train, heldOut, data);
+                return (train, heldOut, own, $"the training images of {own}", data);
             }
             catch
             {
@@ -198,9 +199,15 @@ public static class ImageEvaluation
         return set.Subset(labels.Select(label => byClass[label].Dequeue()).ToArray());
     }
 
-    private static void CheckMemorization(Tensor samples, ImageDataset train, ImageDataset heldOut, string path)
+    private static void CheckMemorization(Tensor samples, ImageDataset train, ImageDataset heldOut, string path, CancellationToken cancellationToken)
     {
-        var check = Diffuse.Evaluation.Memorization.Check(samples, train.Images, heldOut.Images);
+        MemorizationReport check;
+        using (var bar = new ProgressBar("nearest", 2L * train.Count, "img"))
+            check = Diffuse.Evaluation.Memorization.Check(samples, train.Images, heldOut.Images, onProgress: (done, _) =>
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                bar.Report(done);
+            });
         CliContext.Out.Write(check.Format());
         using var scope = NewDisposeScope();
         var closest = check.Closest(MemorizationPairs);
@@ -216,14 +223,14 @@ public static class ImageEvaluation
         CliContext.Out.WriteLine($"wrote the {closest.Length} samples closest to a training image (left) beside that image (right) to {Path.GetFullPath(path)}");
     }
 
-    private static void Likelihood(DiffusionModel model, ImageDataset test, EvalSettings settings, string dataName,
+    private static void Likelihood(DiffusionModel model, ImageDataset test, EvalSettings settings, string testWhat,
         DdpmVariance boundVariance, OdeLikelihoodOptions? odeOptions, CancellationToken cancellationToken)
     {
         int requested = settings.NllCount ?? Math.Min(DefaultNllCount, test.Count);
         // A class-balanced subset when the test images are labelled; else a uniform one.
         int classes = test.ClassNames.Length;
         long[]? balance = test.Labels is not null ? Enumerable.Range(0, requested).Select(i => (long)(i % classes)).ToArray() : null;
-        using var images = Choose(test, balance, requested, settings.Seed, NllStream, $"the test split of {dataName}", "--nll-count");
+        using var images = Choose(test, balance, requested, settings.Seed, NllStream, testWhat, "--nll-count");
         var clock = System.Diagnostics.Stopwatch.StartNew();
         string parts;
         string line;

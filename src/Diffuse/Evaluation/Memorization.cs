@@ -86,15 +86,18 @@ public static class Memorization
     /// <param name="heldOut">Real images that were not trained on [R, C, H, W] (e.g. the test split), uint8 or in [−1, 1].</param>
     /// <param name="percentile">The percentile (0 … 100) of the held-out distances that is the threshold (default 1).</param>
     /// <param name="batchSize">Rows per block of the search (limits memory, does not change the result).</param>
+    /// <param name="onProgress">Called after each block with (training images searched, total) over both searches.</param>
     /// <exception cref="DiffuseException">A set is empty, the shapes differ, or the percentile is outside 0 … 100.</exception>
-    public static MemorizationReport Check(Tensor generated, Tensor training, Tensor heldOut, double percentile = DefaultPercentile, int batchSize = 1024)
+    public static MemorizationReport Check(Tensor generated, Tensor training, Tensor heldOut, double percentile = DefaultPercentile, int batchSize = 1024,
+        Action<long, long>? onProgress = null)
     {
         ArgumentNullException.ThrowIfNull(generated);
         ArgumentNullException.ThrowIfNull(training);
         ArgumentNullException.ThrowIfNull(heldOut);
         if (!(percentile >= 0 && percentile <= 100)) throw new DiffuseException($"the percentile must lie in 0 … 100 (got {percentile}).");
-        var (sampleDistances, nearest) = Nearest(generated, training, batchSize);
-        var (heldOutDistances, _) = Nearest(heldOut, training, batchSize);
+        long m = training.shape[0];
+        var (sampleDistances, nearest) = Nearest(generated, training, batchSize, onProgress is null ? null : (done, _) => onProgress(done, 2 * m));
+        var (heldOutDistances, _) = Nearest(heldOut, training, batchSize, onProgress is null ? null : (done, _) => onProgress(m + done, 2 * m));
         double threshold = Quantile(heldOutDistances, percentile / 100);
         double fraction = sampleDistances.Count(d => d <= threshold) / (double)sampleDistances.Length;
         return new MemorizationReport(sampleDistances, nearest, heldOutDistances, (int)training.shape[0], percentile, threshold, fraction);
@@ -105,8 +108,12 @@ public static class Memorization
     /// L2 (model range [−1, 1]; uint8 is mapped): the exact float64 distances and the training indices (the lowest index
     /// among exact ties).
     /// </summary>
+    /// <param name="queries">The images whose nearest training image is wanted.</param>
+    /// <param name="training">The images searched.</param>
+    /// <param name="batchSize">Training images per block (limits memory, does not change the result).</param>
+    /// <param name="onProgress">Called after each block with (training images searched, total).</param>
     /// <exception cref="DiffuseException">A set is empty or the image shapes differ.</exception>
-    public static (double[] Distances, long[] Indices) Nearest(Tensor queries, Tensor training, int batchSize = 1024)
+    public static (double[] Distances, long[] Indices) Nearest(Tensor queries, Tensor training, int batchSize = 1024, Action<long, long>? onProgress = null)
     {
         ArgumentNullException.ThrowIfNull(queries);
         ArgumentNullException.ThrowIfNull(training);
@@ -137,6 +144,7 @@ public static class Memorization
             bestIndex.Dispose();
             best = values.MoveToOuterDisposeScope();
             bestIndex = nextIndex.MoveToOuterDisposeScope();
+            onProgress?.Invoke(start + size, m);
         }
         // The exact distances of the candidates, in float64; the smallest wins, ties to the lowest index.
         var q64 = Flat(queries, ScalarType.Float64);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Diffuse.Cli;
 using Diffuse.Evaluation;
 using Diffuse.Randomness;
 using Diffuse.Tests.ImageData;
@@ -155,6 +156,34 @@ public class ImageEvalCommandTests(TinyImageModel tiny) : IClassFixture<TinyImag
         Assert.StartsWith("error: no feature network is known", unknown.Err.Trim().Split('\n')[^1]);
         Assert.Contains("--features", unknown.Err);
         Assert.Contains("train-classifier", unknown.Err);
+    }
+
+    [Fact]
+    public void HeldOutImagesWithoutATestSplitAreTheReferenceButTheTrainingImagesAreRefused()
+    {
+        string test = Path.Combine(tiny.Data, "t10k-images-idx3-ubyte");
+        var held = Run("eval", "--model", tiny.Model, "--features", tiny.Features, "--data", test, "--count", "10", "--sampler", "ddim", "--steps", "2");
+        Assert.True(held.Code == 0, held.Err);
+        Assert.Contains($"reference: 10 images of {test}; floor: 10 images of the training images of {Path.GetFullPath(tiny.Data)}", held.Out);
+        Assert.Contains("class accuracy", held.Out);
+
+        var trained = Run("eval", "--model", tiny.Model, "--features", tiny.Features, "--data", Path.Combine(tiny.Data, "train-images-idx3-ubyte"));
+        Assert.NotEqual(0, trained.Code);
+        Assert.StartsWith("error: --data", trained.Err.Trim().Split('\n')[^1]);
+        Assert.Contains("holds the images the model was trained on", trained.Err);
+    }
+
+    [Fact]
+    public void TheModelsOwnDataIsFoundFromTheSourceItsConfigRecords()
+    {
+        Assert.Equal("fashion-mnist", ImageSources.FromTrainingSource("fashion-mnist (train)"));
+        Assert.Equal("mnist", ImageSources.FromTrainingSource("mnist"));
+        Assert.Equal(Path.GetFullPath(tiny.Data), ImageSources.FromTrainingSource(Path.Combine(tiny.Data, "train-images-idx3-ubyte")));
+        Assert.Equal("/no/such/folder", ImageSources.FromTrainingSource("/no/such/folder"));
+        Assert.True(ImageSources.HasTestSplit(tiny.Data));
+        Assert.True(ImageSources.HasTestSplit("fashion-mnist"));
+        Assert.False(ImageSources.HasTestSplit(Path.Combine(tiny.Data, "t10k-images-idx3-ubyte")));
+        Assert.False(ImageSources.HasTestSplit(tiny.Folder));
     }
 
     [Fact]
