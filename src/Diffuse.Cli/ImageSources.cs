@@ -14,6 +14,43 @@ public static class ImageSources
     public static bool IsImageData(string data) =>
         NpmDatasets.IsKnown(data) || Directory.Exists(data) || data.Contains("idx", StringComparison.OrdinalIgnoreCase) || data.EndsWith(".bin", StringComparison.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// Whether <paramref name="data"/> has a test split of its own: fashion-mnist and mnist, a folder of CIFAR-10 batches
+    /// with <c>test_batch.bin</c>, or a folder of IDX files with <c>t10k-images-idx3-ubyte</c>. A single file or a folder
+    /// of PNG/JPEG images is one set: <see cref="Load"/> returns all of it for either split.
+    /// </summary>
+    public static bool HasTestSplit(string data)
+    {
+        if (NpmDatasets.IsKnown(data)) return true;
+        if (!Directory.Exists(data)) return false;
+        string cifar = Path.Combine(data, "cifar-10-batches-bin");
+        return File.Exists(Path.Combine(data, "test_batch.bin")) || File.Exists(Path.Combine(cifar, "test_batch.bin"))
+            || Directory.GetFiles(data).Any(f => Path.GetFileName(f).StartsWith("t10k-images", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// The <c>--data</c> argument that reads again the images a model was trained on, from the source its config records
+    /// (<see cref="ImageDataset.Source"/> at training): <c>fashion-mnist (train)</c> gives <c>fashion-mnist</c>, the
+    /// training images file of a folder of IDX files or the first batch of a CIFAR-10 folder gives that folder (so that
+    /// its test split is found too), anything else is returned as it is.
+    /// </summary>
+    public static string FromTrainingSource(string source)
+    {
+        const string trainSuffix = " (train)";
+        string name = source.EndsWith(trainSuffix, StringComparison.Ordinal) ? source[..^trainSuffix.Length] : source;
+        if (NpmDatasets.IsKnown(name)) return name;
+        // CIFAR-10 records "<first batch> (+4 more)".
+        int more = source.LastIndexOf(" (+", StringComparison.Ordinal);
+        string path = more > 0 && source.EndsWith(" more)", StringComparison.Ordinal) ? source[..more] : source;
+        if (File.Exists(path))
+        {
+            string file = Path.GetFileName(path);
+            string folder = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
+            if (file.StartsWith("data_batch", StringComparison.Ordinal) || file.StartsWith("train-images", StringComparison.Ordinal)) return folder;
+        }
+        return path;
+    }
+
     /// <summary>Loads the split of an image data set; <paramref name="size"/> and <paramref name="grayscale"/> apply to image folders.</summary>
     public static ImageDataset Load(string data, DatasetSplit split, int size = 32, bool grayscale = false, bool strict = false)
     {

@@ -13,23 +13,48 @@ public sealed class EvalSettings : SamplerSettings
 {
     /// <summary>Model folder.</summary>
     [CommandOption("--model <DIR>")]
-    [Description("A model folder written by 'diffuse train'.")]
+    [Description("A model folder written by 'diffuse train', or the name of a model shipped with Diffuse (fashion-mnist).")]
     public string? Model { get; init; }
 
     /// <summary>Data.</summary>
     [CommandOption("--data <DATA>")]
-    [Description("The data to compare with: the built-in distribution or CSV file the model was trained on (its held-out rows are used), or another CSV file with the same columns.")]
+    [Description("Tables: the built-in distribution or CSV file the model was trained on (its held-out rows are used), or another CSV file with the same columns. Images (optional): data with a test split (default: the model's own data, e.g. fashion-mnist), or a folder or IDX file of held-out images.")]
     public string? Data { get; init; }
 
     /// <summary>NLL.</summary>
     [CommandOption("--nll")]
-    [Description("Also compute the negative log-likelihood of the held-out data (nats/dim in the data's units) by the method of --method.")]
+    [Description("Also compute the negative log-likelihood of the held-out data by the method of --method: nats/dim in the data's units for tables, bits/dim of the test split for images.")]
     public bool Nll { get; init; }
 
     /// <summary>Count.</summary>
     [CommandOption("--count <N>")]
-    [Description("Generated samples and real points per metric (default 2000).")]
-    public int Count { get; init; } = 2000;
+    [Description("Generated samples and real points per metric (default 2000 for tables, 1000 for images; a class-conditional model draws class i % K for sample i).")]
+    public int? Count { get; init; }
+
+    /// <summary>Feature network.</summary>
+    [CommandOption("--features <FILE>")]
+    [Description("Images: the feature network of the metrics, a safetensors file: a Diffuse feature classifier or pytorch-fid's Inception-v3 (then FID and KID). Default: the classifier shipped for the model's data set (models/classifiers/<data>.safetensors).")]
+    public string? Features { get; init; }
+
+    /// <summary>Guidance.</summary>
+    [CommandOption("--guidance <W>")]
+    [Description("Images, class-conditional models: classifier-free guidance scale of the samples (default 2, as 'diffuse sample').")]
+    public double? Guidance { get; init; }
+
+    /// <summary>JSON report.</summary>
+    [CommandOption("--json <FILE>")]
+    [Description("Images: also write the image-quality report as JSON.")]
+    public string? Json { get; init; }
+
+    /// <summary>Memorisation check.</summary>
+    [CommandOption("--memorization <FILE>")]
+    [Description("Images: also find each sample's nearest training image (pixel L2), compare with held-out real images, and write a .png of the closest samples beside their nearest training images.")]
+    public string? Memorization { get; init; }
+
+    /// <summary>Images in the likelihood.</summary>
+    [CommandOption("--nll-count <N>")]
+    [Description("Images: test images in --nll (default 200, a seeded class-balanced subset): the bound costs T network evaluations per image.")]
+    public int? NllCount { get; init; }
 
     /// <summary>Bound variance.</summary>
     [CommandOption("--nll-variance <NAME>")]
@@ -125,20 +150,26 @@ public sealed class EvalCommand : Command<EvalSettings>
     /// <inheritdoc />
     public override int Execute(CommandContext context, EvalSettings settings, CancellationToken cancellationToken)
     {
-        if (string.IsNullOrWhiteSpace(settings.Model)) throw new DiffuseException("--model is required: the folder of a trained model.");
-        if (string.IsNullOrWhiteSpace(settings.Data)) throw new DiffuseException("--data is required: the data to compare the model with.");
-        if (settings.Count < 10) throw new DiffuseException($"--count must be at least 10 (got {settings.Count}).");
+        if (string.IsNullOrWhiteSpace(settings.Model)) throw new DiffuseException("--model is required: the folder of a trained model, or a shipped model's name (fashion-mnist).");
+        if (settings.Count is < 10) throw new DiffuseException($"--count must be at least 10 (got {settings.Count}).");
         CliContext.RequireSingleProcess("eval");
         settings.ApplyThreads();
         var boundVariance = Parse.Enum<DdpmVariance>("--nll-variance", settings.NllVariance ?? "large");
         bool ode = settings.UsesOde();
         var odeOptions = ode ? settings.ToOdeOptions() : null;
-        using var model = DiffusionModel.Load(settings.Model);
+        string folder = ModelFolders.Resolve(settings.Model);
+        using var model = DiffusionModel.Load(folder);
         model.ClampToDataRange = !settings.NoClamp;
-        var (options, samplerDescription) = settings.ResolveSampler(model, settings.Model);
+        if (model.IsImage) return ImageEvaluation.Run(model, folder, settings, boundVariance, odeOptions, cancellationToken);
+        foreach (var (given, name) in new[] { (settings.Features is not null, "--features"), (settings.Guidance is not null, "--guidance"),
+                     (settings.Json is not null, "--json"), (settings.Memorization is not null, "--memorization"), (settings.NllCount is not null, "--nll-count") })
+            if (given) throw new DiffuseException($"{name} applies to image models; {settings.Model} was trained on a table ({model.Config.Data.Source}).");
+        if (string.IsNullOrWhiteSpace(settings.Data)) throw new DiffuseException("--data is required: the data to compare the model with.");
+        var (options, samplerDescription) = settings.ResolveSampler(model, folder);
         using var scope = NewDisposeScope();
-        var (train, heldOut, description) = ResolveData(model, settings.Data, settings.Count);
-        int count = (int)Math.Min(settings.Count, Math.Min(train.shape[0], heldOut.shape[0] * 4));
+        int requested = settings.Count ?? 2000;
+        var (train, heldOut, description) = ResolveData(model, settings.Data, requested);
+        int count = (int)Math.Min(requested, Math.Min(train.shape[0], heldOut.shape[0] * 4));
         CliContext.Out.WriteLine($"model {settings.Model}: {model.Config.Data.Source}, {model.Config.Step} steps; comparing with {description}");
         CliContext.Out.WriteLine($"sampler: {samplerDescription}; {count} samples");
         var generated = SampleCommand.Generate(model, count, settings.Seed, options, cancellationToken);
@@ -164,15 +195,22 @@ public sealed class EvalCommand : Command<EvalSettings>
     }
 
     /// <summary>The ODE likelihood with a progress bar.</summary>
-    public static LikelihoodResult ComputeOdeNll(DiffusionModel model, Tensor data, OdeLikelihoodOptions options, ulong seed, CancellationToken cancellationToken)
+    public static LikelihoodResult ComputeOdeNll(DiffusionModel model, Tensor data, OdeLikelihoodOptions options, ulong seed, CancellationToken cancellationToken) =>
+        WithProgress(options.Adaptive ? "‰" : "step", cancellationToken, progress => model.OdeNll(data, options, seed, progress));
+
+    /// <summary>
+    /// Runs <paramref name="compute"/> with a progress bar labelled "nll" (rate and ETA), created at the first report
+    /// since only the computation knows its total.
+    /// </summary>
+    public static T WithProgress<T>(string unit, CancellationToken cancellationToken, Func<Action<int, int>, T> compute)
     {
         ProgressBar? bar = null;
         try
         {
-            return model.OdeNll(data, options, seed, (done, total) =>
+            return compute((done, total) =>
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                bar ??= new ProgressBar("nll", total, options.Adaptive ? "‰" : "step");
+                bar ??= new ProgressBar("nll", total, unit);
                 bar.Report(done);
             });
         }
@@ -189,23 +227,8 @@ public sealed class EvalCommand : Command<EvalSettings>
         $"{result.Method}; {result.FunctionEvaluations} network evaluations per point; {Parse.F(seconds, 1)} s";
 
     /// <summary>The bound with a progress bar.</summary>
-    public static BoundResult ComputeBound(DiffusionModel model, Tensor data, DdpmVariance variance, CancellationToken cancellationToken)
-    {
-        ProgressBar? bar = null;
-        try
-        {
-            return model.Bound(data, 0, variance, (done, total) =>
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                bar ??= new ProgressBar("nll", total, "t");
-                bar.Report(done);
-            });
-        }
-        finally
-        {
-            bar?.Dispose();
-        }
-    }
+    public static BoundResult ComputeBound(DiffusionModel model, Tensor data, DdpmVariance variance, CancellationToken cancellationToken) =>
+        WithProgress("t", cancellationToken, progress => model.Bound(data, 0, variance, progress));
 
     /// <summary>One line describing the bound.</summary>
     public static string FormatBound(BoundResult bound, int rows) =>

@@ -80,7 +80,8 @@ public class CommandTests
         AssertUserError(Run("train", "--out", "x"), "--data is required");
         AssertUserError(Run("train", "--data", "moons"), "--out is required");
         AssertUserError(Run("sample", "--out", "x.csv"), "--model is required");
-        AssertUserError(Run("eval", "--model", "x"), "--data is required");
+        AssertUserError(Run("eval", "--data", "moons"), "--model is required");
+        AssertUserError(Run("eval", "--model", "x"), "model folder 'x' does not exist");
     }
 
     [Fact]

@@ -1,0 +1,260 @@
+using Diffuse.Data;
+using Diffuse.Data.Images;
+using Diffuse.Evaluation;
+using Diffuse.IO;
+using Diffuse.Randomness;
+using Diffuse.Sampling;
+using Diffuse.Training;
+using static TorchSharp.torch;
+
+namespace Diffuse.Cli.Commands;
+
+/// <summary>
+/// <c>diffuse eval</c> on an image model: image quality of generated samples beside the noise floor of real images
+/// (<see cref="ImageQualityReport"/>), optionally the test split's negative log-likelihood in bits/dim and a
+/// memorisation check.
+/// </summary>
+/// <remarks>
+/// The sets, all of one size N = --count and the same class mix: N generated images (class i % K for sample i of a
+/// class-conditional model); the reference, N images of the test split; the floor, N images of the training split,
+/// which the reference does not contain. The subsets are seeded by --seed and class-balanced like the samples.
+/// </remarks>
+public static class ImageEvaluation
+{
+    /// <summary>Generated images per metric when --count is not given.</summary>
+    public const int DefaultCount = 1000;
+
+    /// <summary>Test images in the likelihood when --nll-count is not given (the bound costs T network evaluations per image).</summary>
+    public const int DefaultNllCount = 200;
+
+    /// <summary>Samples shown in the memorisation picture.</summary>
+    public const int MemorizationPairs = 16;
+
+    // Streams of SeededNoise.Permutation for the three real subsets, so that each is its own seeded draw.
+    private const ulong ReferenceStream = 0x72656665; // "refe"
+    private const ulong FloorStream = 0x666C6F6F;     // "floo"
+    private const ulong NllStream = 0x6E6C6C73;       // "nlls"
+
+    /// <summary>Runs the evaluation and prints it; returns the exit code.</summary>
+    public static int Run(DiffusionModel model, string folder, EvalSettings settings, DdpmVariance boundVariance,
+        OdeLikelihoodOptions? odeOptions, CancellationToken cancellationToken)
+    {
+        int classes = model.ClassCount;
+        if (classes == 0 && settings.Guidance is not null)
+            throw new DiffuseException($"--guidance needs a class-conditional model; {settings.Model} was trained without classes.");
+        if (settings.NllCount is not null && !settings.Nll) throw new DiffuseException("--nll-count sets the test images of --nll: give --nll too.");
+        if (settings.NllCount is < 2) throw new DiffuseException($"--nll-count must be at least 2 (got {settings.NllCount}).");
+        if (settings.Memorization is { } picture && !picture.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+            throw new DiffuseException($"--memorization writes a picture: give a .png file (got '{picture}').");
+        if (settings.Features is { } features && !File.Exists(features))
+            throw new DiffuseException($"--features file '{features}' does not exist: check the path, or leave --features out to use the classifier shipped for the data set.");
+        int count = settings.Count ?? DefaultCount;
+        double guidance = settings.Guidance ?? SampleCommand.DefaultGuidance;
+
+        var (train, test, own, trainWhat, testWhat) = LoadData(model, settings.Data);
+        using var trainSet = train;
+        using var testSet = test;
+        if (classes > 0)
+            foreach (var (set, split) in new[] { (train, "training"), (test, "test") })
+                if (set.Labels is null || set.ClassNames.Length != classes)
+                    throw new DiffuseException($"the model is conditioned on {classes} classes but the {split} images ({(split == "test" ? testWhat : trainWhat)}) have {(set.Labels is null ? "no labels" : $"{set.ClassNames.Length} classes")}: give --data the labelled data the model was trained on.");
+
+        long[]? labels = classes > 0 ? Enumerable.Range(0, count).Select(i => (long)(i % classes)).ToArray() : null;
+        string featuresPath = settings.Features ?? DefaultFeatures(own);
+        using var network = FeatureNetworks.Load(featuresPath);
+        var (options, samplerDescription) = settings.ResolveSampler(model, folder, imageDefault: true);
+
+        using var reference = Choose(test, labels, count, settings.Seed, ReferenceStream, testWhat, "--count");
+        using var floor = Choose(train, labels, count, settings.Seed, FloorStream, trainWhat, "--count");
+        bool accuracy = labels is not null && network.ClassCount == classes;
+        string what = labels is null ? "unconditional" : $"{classes} classes in turn (sample i has class i % {classes}), guidance {guidance.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)}";
+        CliContext.Out.WriteLine($"model {settings.Model}: {model.Config.Data.Source}, {model.Config.Step} steps; {what}");
+        CliContext.Out.WriteLine($"reference: {count} images of {testWhat}; floor: {count} images of {trainWhat}{(labels is null ? "" : ", the same classes")}");
+        CliContext.Out.WriteLine($"features: {network.Name} ({Path.GetFullPath(featuresPath)})");
+        if (labels is not null && !accuracy)
+            CliContext.Out.WriteLine($"note: {network.Name} knows {network.ClassCount} classes, the model {classes}: no class accuracy.");
+        CliContext.Out.WriteLine($"sampler: {samplerDescription}; {count} samples");
+
+        using var scope = NewDisposeScope();
+        var generated = SampleCommand.Generate(model, count, settings.Seed, options, cancellationToken, labels: labels, guidance: guidance);
+        // The metrics measure the 8-bit images a user would save, not the unquantised floats.
+        var pixels = ImageDataset.ToBytes(generated);
+        ImageQualityReport report;
+        using (var progress = new ProgressFeatureNetwork(network, 3L * count, cancellationToken))
+            report = ImageQualityReport.Evaluate(progress, pixels, accuracy ? labels : null, reference.Images, floor.Images,
+                accuracy ? floor.Labels : null, new ImageQualityOptions(Seed: unchecked((long)settings.Seed)));
+        CliContext.Out.Write(report.ToTable());
+        if (settings.Json is { } json)
+        {
+            AtomicFile.WriteAllText(json, report.ToJson());
+            CliContext.Out.WriteLine($"wrote the report to {Path.GetFullPath(json)}");
+        }
+        if (settings.Memorization is { } memorization) CheckMemorization(pixels, train, reference, memorization, cancellationToken);
+        if (settings.Nll) Likelihood(model, test, settings, testWhat, boundVariance, odeOptions, cancellationToken);
+        return 0;
+    }
+
+    /// <summary>
+    /// The training images of the model and the test images to compare with: with --data (or, without it, the model's
+    /// own data) that has a test split, its two splits; with --data that is one set of images (a folder or an IDX file),
+    /// those images as the test set and the model's own training data reloaded. The training images must be the ones
+    /// the model was trained on (same fingerprint): the floor and the memorisation check are about them. Also returns
+    /// the model's own data (which names the default feature network) and how to call the two sets in messages.
+    /// </summary>
+    public static (ImageDataset Train, ImageDataset Test, string Own, string TrainWhat, string TestWhat) LoadData(DiffusionModel model, string? data)
+    {
+        var config = model.Config.Data;
+        string own = ImageSources.FromTrainingSource(config.Source);
+        if (data is not null && (TabularSource.IsToy(data) || data.EndsWith(".csv", StringComparison.OrdinalIgnoreCase)))
+            throw new DiffuseException($"--data {data} is a table, but the model was trained on images ({config.Source}): give image data, or leave --data out to use the model's own ({own}).");
+        string name = data ?? own;
+        int size = (int)model.ExampleShape[1];
+        bool grey = model.ExampleShape[0] == 1;
+        ImageDataset Load(string source, DatasetSplit split) => ImageSources.Load(source, split, size, grey);
+        if (ImageSources.HasTestSplit(name))
+        {
+            var train = Load(name, DatasetSplit.Train);
+            try
+            {
+                CheckTrainingImages(model, train, name);
+                var test = Load(name, DatasetSplit.Test);
+                model.CheckImages(test);
+                return (train, test, own, $"the training split of {name}", $"the test split of {name}");
+            }
+            catch
+            {
+                train.Dispose();
+                throw;
+            }
+        }
+        if (data is null)
+            throw new DiffuseException($"the model's data {config.Source} has no test split to evaluate on: give --data held-out images of the same size (a folder of images or an IDX file the model was not trained on).");
+        var heldOut = Load(data, DatasetSplit.Test);
+        try
+        {
+            model.CheckImages(heldOut);
+            if (Trainer.Fingerprint(heldOut) == config.Fingerprint)
+                throw new DiffuseException($"--data {data} holds the images the model was trained on and has no test split: give --data held-out images the model did not see.");
+            var train = Load(own, DatasetSplit.Train);
+            try
+            {
+                CheckTrainingImages(model, train, own);
+                return (train, heldOut, own, $"the training images of {own}", data);
+            }
+            catch
+            {
+                train.Dispose();
+                throw;
+            }
+        }
+        catch
+        {
+            heldOut.Dispose();
+            throw;
+        }
+    }
+
+    private static void CheckTrainingImages(DiffusionModel model, ImageDataset train, string name)
+    {
+        model.CheckImages(train);
+        var config = model.Config.Data;
+        if (Trainer.Fingerprint(train) != config.Fingerprint)
+            throw new DiffuseException($"the training images of {name} ({train.Count}) are not the {config.Count} images the model was trained on ({config.Source}): give --data the data it was trained on, or a folder or IDX file of held-out images.");
+    }
+
+    /// <summary>The classifier shipped for <paramref name="data"/> (models/classifiers/&lt;name&gt;.safetensors next to the program).</summary>
+    private static string DefaultFeatures(string data)
+    {
+        string? path = NpmDatasets.IsKnown(data) ? Path.Combine(ModelFolders.ShippedRoot, "classifiers", data.ToLowerInvariant() + ".safetensors") : null;
+        if (path is not null && File.Exists(path)) return path;
+        throw new DiffuseException(
+            $"no feature network is known for {data}: give --features a safetensors file (a Diffuse feature classifier trained on this data, or pytorch-fid's Inception-v3 for FID; see docs/metrics.md). " +
+            "Classifiers ship for fashion-mnist and mnist; 'dotnet run --project bench/Diffuse.Bench -c Release -- train-classifier <fashion-mnist|mnist> <out.safetensors>' trains one.");
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> images of <paramref name="set"/>, a seeded subset: with <paramref name="labels"/>, image i has
+    /// class labels[i] (the same class mix as the samples); without, a uniform random subset.
+    /// </summary>
+    public static ImageDataset Choose(ImageDataset set, long[]? labels, int count, ulong seed, ulong stream, string what, string option)
+    {
+        var order = SeededNoise.Permutation(seed, stream, set.Count);
+        if (labels is null)
+        {
+            if (count > set.Count) throw new DiffuseException($"{option} {count} is more than the {set.Count} images of {what}: give {option} {set.Count} or less.");
+            return set.Subset(order.Take(count).Select(i => (long)i).ToArray());
+        }
+        int classes = set.ClassNames.Length;
+        var byClass = Enumerable.Range(0, classes).Select(_ => new Queue<long>()).ToArray();
+        foreach (int i in order) byClass[set.Labels![i]].Enqueue(i);
+        var needed = new int[classes];
+        foreach (long label in labels) needed[label]++;
+        for (int k = 0; k < classes; k++)
+            if (needed[k] > byClass[k].Count)
+            {
+                // Sample i has class i % K, so class k needs ⌈(N − k)/K⌉ images: N ≤ available_k·K + k for every k.
+                int most = Enumerable.Range(0, classes).Min(c => byClass[c].Count * classes + c);
+                throw new DiffuseException($"{option} {count} needs {needed[k]} images of class {k} ({set.ClassNames[k]}) but {what} has {byClass[k].Count}: give {option} {most} or less.");
+            }
+        return set.Subset(labels.Select(label => byClass[label].Dequeue()).ToArray());
+    }
+
+    private static void CheckMemorization(Tensor samples, ImageDataset train, ImageDataset heldOut, string path, CancellationToken cancellationToken)
+    {
+        MemorizationReport check;
+        using (var bar = new ProgressBar("nearest", 2L * train.Count, "img"))
+            check = Diffuse.Evaluation.Memorization.Check(samples, train.Images, heldOut.Images, onProgress: (done, _) =>
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                bar.Report(done);
+            });
+        CliContext.Out.Write(check.Format());
+        using var scope = NewDisposeScope();
+        var closest = check.Closest(MemorizationPairs);
+        var pairs = new List<Tensor>();
+        foreach (int i in closest)
+        {
+            pairs.Add(samples[i]);
+            pairs.Add(train.Images[check.NearestTraining[i]]);
+        }
+        var images = ImageDataset.ToModelRange(stack(pairs));
+        var rowLabels = closest.Select(i => $"d {Parse.F(check.SampleDistances[i], 2)}").ToArray();
+        Pictures.ImageGrid(path, images, 2, rowLabels);
+        CliContext.Out.WriteLine($"wrote the {closest.Length} samples closest to a training image (left) beside that image (right) to {Path.GetFullPath(path)}");
+    }
+
+    private static void Likelihood(DiffusionModel model, ImageDataset test, EvalSettings settings, string testWhat,
+        DdpmVariance boundVariance, OdeLikelihoodOptions? odeOptions, CancellationToken cancellationToken)
+    {
+        int requested = settings.NllCount ?? Math.Min(DefaultNllCount, test.Count);
+        // A class-balanced subset when the test images are labelled; else a uniform one.
+        int classes = test.ClassNames.Length;
+        long[]? balance = test.Labels is not null ? Enumerable.Range(0, requested).Select(i => (long)(i % classes)).ToArray() : null;
+        using var images = Choose(test, balance, requested, settings.Seed, NllStream, testWhat, "--nll-count");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        string parts;
+        string line;
+        if (odeOptions is not null)
+        {
+            var options = odeOptions with { Dequantize = true };
+            CliContext.Out.WriteLine($"nll method: ode (probability-flow ODE with uniform dequantisation, a bound on the 8-bit likelihood): {options.Describe()}");
+            var result = EvalCommand.WithProgress(options.Adaptive ? "‰" : "step", cancellationToken,
+                progress => model.OdeNll(images, options, settings.Seed, progress));
+            line = $"test-split NLL (ODE): {Parse.F(result.BitsPerDim, 3)} ± {Parse.F(result.BitsStdError, 3)} bits/dim ({images.Count} images, {result.FunctionEvaluations} network evaluations each)";
+            parts = $"per dim: prior {Bits(result.PriorNatsPerDim)}, flow {Bits(result.FlowNatsPerDim)}, dequantisation and units {Bits(result.UnitsNatsPerDim)} bits; {result.Method}";
+        }
+        else
+        {
+            int T = model.Schedule.Timesteps;
+            string variance = boundVariance == DdpmVariance.Large ? "σ² = β" : "σ² = β̃";
+            CliContext.Out.WriteLine($"nll method: vlb (variational bound with the discretised decoder, Ho et al. 2020 §3.3): {T} terms per image, {images.Count} test images ({(long)T * images.Count} network evaluations)");
+            var bound = EvalCommand.WithProgress("t", cancellationToken, progress => model.Bound(images, settings.Seed, boundVariance, progress));
+            line = $"test-split NLL bound: {Parse.F(bound.BitsPerDim, 3)} ± {Parse.F(bound.BitsStdError, 3)} bits/dim ({images.Count} images, T = {T} terms each, {variance})";
+            parts = $"per dim: prior {Bits(bound.PriorNatsPerDim, 5)}, diffusion {Bits(bound.DiffusionNatsPerDim)}, decoder {Bits(bound.DecoderNatsPerDim)} bits";
+        }
+        CliContext.Out.WriteLine(line);
+        CliContext.Out.WriteLine($"  {parts}; {Parse.F(clock.Elapsed.TotalSeconds, 1)} s");
+    }
+
+    private static string Bits(double natsPerDim, int digits = 3) => Parse.F(natsPerDim / Math.Log(2), digits);
+}
