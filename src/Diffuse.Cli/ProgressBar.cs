@@ -31,7 +31,7 @@ public sealed class ProgressBar : IDisposable
         double rate = done / Math.Max(seconds, 1e-9);
         double fraction = Math.Clamp((double)done / _total, 0, 1);
         string eta = done > 0 && rate > 0 ? Format(TimeSpan.FromSeconds(Math.Min(1e7, (_total - done) / rate))) : "?";
-        string speed = done > 0 ? FormatRate(rate) : "";
+        string speed = done > 0 && seconds > 0.2 ? FormatRate(rate) : "";
         string text = $"{_label} {Bar(fraction)} {fraction,4:P0} {done}/{_total} {speed} ETA {eta}" + (detail is null ? "" : "  " + detail);
         if (CliContext.Interactive)
         {

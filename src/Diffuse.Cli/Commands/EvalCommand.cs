@@ -56,6 +56,11 @@ public sealed class EvalSettings : SamplerSettings
     [Description("Images: test images in --nll (default 200, a seeded class-balanced subset): the bound costs T network evaluations per image.")]
     public int? NllCount { get; init; }
 
+    /// <summary>Timesteps per batch in the bound.</summary>
+    [CommandOption("--nll-timesteps <K>")]
+    [Description("Images, --method vlb: evaluate K of the T diffusion terms per batch of 10 images (one per stratum of T/K timesteps, weighted), an unbiased estimate of the bound at K/T of the cost; default every term.")]
+    public int? NllTimesteps { get; init; }
+
     /// <summary>Bound variance.</summary>
     [CommandOption("--nll-variance <NAME>")]
     [Description("Reverse variance in the bound (--method vlb): large (β, default: the tight choice for continuous data) or small (β̃).")]
@@ -153,16 +158,17 @@ public sealed class EvalCommand : Command<EvalSettings>
         if (string.IsNullOrWhiteSpace(settings.Model)) throw new DiffuseException("--model is required: the folder of a trained model, or a shipped model's name (fashion-mnist).");
         if (settings.Count is < 10) throw new DiffuseException($"--count must be at least 10 (got {settings.Count}).");
         CliContext.RequireSingleProcess("eval");
-        settings.ApplyThreads();
+
         var boundVariance = Parse.Enum<DdpmVariance>("--nll-variance", settings.NllVariance ?? "large");
         bool ode = settings.UsesOde();
         var odeOptions = ode ? settings.ToOdeOptions() : null;
         string folder = ModelFolders.Resolve(settings.Model);
         using var model = DiffusionModel.Load(folder);
+        settings.ApplyThreads(model.IsImage);
         model.ClampToDataRange = !settings.NoClamp;
         if (model.IsImage) return ImageEvaluation.Run(model, folder, settings, boundVariance, odeOptions, cancellationToken);
         foreach (var (given, name) in new[] { (settings.Features is not null, "--features"), (settings.Guidance is not null, "--guidance"),
-                     (settings.Json is not null, "--json"), (settings.Memorization is not null, "--memorization"), (settings.NllCount is not null, "--nll-count") })
+                     (settings.Json is not null, "--json"), (settings.Memorization is not null, "--memorization"), (settings.NllCount is not null, "--nll-count"), (settings.NllTimesteps is not null, "--nll-timesteps") })
             if (given) throw new DiffuseException($"{name} applies to image models; {settings.Model} was trained on a table ({model.Config.Data.Source}).");
         if (string.IsNullOrWhiteSpace(settings.Data)) throw new DiffuseException("--data is required: the data to compare the model with.");
         var (options, samplerDescription) = settings.ResolveSampler(model, folder);
