@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Diffuse.Checkpoints;
 using Diffuse.Configuration;
 using Diffuse.Data;
+using Diffuse.Data.Images;
 using Diffuse.Denoisers;
 using Diffuse.Evaluation;
 using Diffuse.Models;
@@ -187,5 +188,36 @@ public class FormulationTrainingTests(ITestOutputHelper output)
         Assert.Equal(Weights(full.Network), Weights(resumed.Network));
         Assert.Equal(full.StateChecksum(), resumed.StateChecksum());
         Assert.Equal(full.TimestepProbabilities, resumed.TimestepProbabilities);
+    }
+
+    [Fact]
+    public void ImageModelsOfEveryFormulationTrainAndSampleWithGuidance()
+    {
+        // 16 random 8×8 grayscale images in two classes; a tiny class-conditional U-Net.
+        var random = new Random(3);
+        var pixels = new byte[16 * 64];
+        random.NextBytes(pixels);
+        using var images = ImageDataset.FromPixels(pixels, 1, 8, 8, Enumerable.Range(0, 16).Select(i => (long)(i % 2)).ToArray(), new[] { "a", "b" }, "random");
+        var unet = new UNetConfig { Channels = 1, BaseChannels = 8, ChannelMultipliers = [1, 2], BlocksPerLevel = 1, AttentionResolutions = [], Heads = 2, NumClasses = 2 };
+        var training = new TrainingConfig(Steps: 2, BatchSize: 8, LearningRate: 1e-3, WarmupSteps: 1);
+        foreach (var formulation in new[]
+        {
+            new FormulationConfig { Kind = FormulationKind.Edm },
+            new FormulationConfig { LearnedVariance = true, ImportanceSampling = true },
+        })
+        {
+            using var trainer = Trainer.Create(images, training, new ScheduleConfig(Timesteps: 20), network: unet, formulation: formulation);
+            Assert.Equal(formulation.IsEdm ? 0.5 : null, trainer.Config.Formulation.Edm?.SigmaData);   // images in [−1, 1]
+            Assert.Equal(formulation.LearnedVariance ? 2 : 1, ((UNetConfig)trainer.Config.Network).OutputChannelsMultiplier);
+            trainer.Run();
+            Assert.All(trainer.Losses, l => Assert.True(double.IsFinite(l.Loss)));
+            using var model = trainer.ToModel();
+            using var scope = NewDisposeScope();
+            var guided = model.Sample(4, 1, new SamplerOptions(SamplerKind.Ddpm, 5), classes: new long[] { 0, 1, 0, 1 }, guidance: 2);
+            Assert.Equal(new long[] { 4, 1, 8, 8 }, guided.shape);
+            Assert.True(guided.isfinite().all().item<bool>());
+            var bound = model.Bound(images.Subset(0, 4), batchSize: 4);
+            Assert.True(double.IsFinite(bound.NatsPerDim), $"{formulation.Kind}: bound {bound.NatsPerDim}");
+        }
     }
 }
