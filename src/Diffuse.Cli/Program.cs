@@ -69,15 +69,18 @@ public static class Program
                 .WithExample("demo")
                 .WithExample("demo", "--data", "checkerboard", "--out", "runs/checkerboard");
             config.AddCommand<TrainCommand>("train")
-                .WithDescription("Train a diffusion model on a built-in 2-D distribution or a numeric CSV table.")
+                .WithDescription("Train a diffusion model on a built-in 2-D distribution, a numeric CSV table, or images (Fashion-MNIST, MNIST, IDX, CIFAR-10, an image folder).")
                 .WithExample("train", "--data", "moons", "--out", "runs/moons", "--steps", "4000")
                 .WithExample("train", "--data", "table.csv", "--out", "runs/table", "--schedule", "cosine", "--prediction", "v")
-                .WithExample("train", "--data", "moons", "--out", "runs/moons", "--steps", "8000", "--resume");
+                .WithExample("train", "--data", "moons", "--out", "runs/moons", "--steps", "8000", "--resume")
+                .WithExample("train", "--data", "fashion-mnist", "--out", "runs/fashion", "--steps", "3000", "--batch", "64", "--lr", "1e-3", "--blocks", "1");
             config.AddCommand<SampleCommand>("sample")
-                .WithDescription("Generate samples from a trained model into a CSV file or a PNG scatter plot.")
+                .WithDescription("Generate samples from a trained model: a CSV file or a scatter plot for tables; a grid, a folder of PNGs and a reverse-process GIF for images, by class and with guidance.")
                 .WithExample("sample", "--model", "runs/moons", "--count", "2000", "--out", "samples.png")
                 .WithExample("sample", "--model", "runs/moons", "--count", "500", "--out", "samples.csv", "--sampler", "ddim", "--steps", "50")
-                .WithExample("sample", "--model", "runs/moons", "--count", "2000", "--out", "samples.png", "--nfe", "10");
+                .WithExample("sample", "--model", "runs/moons", "--count", "2000", "--out", "samples.png", "--nfe", "10")
+                .WithExample("sample", "--model", "fashion-mnist", "--class", "7", "--out", "sneakers.png")
+                .WithExample("sample", "--model", "fashion-mnist", "--out", "grid.png", "--guidance", "3", "--animation", "reverse.gif");
             config.AddCommand<BenchSamplersCommand>("bench-samplers")
                 .WithDescription("Compare every sampler at budgets of network evaluations on a trained model; record the best setting per budget, which 'sample' and 'eval' then use by default.")
                 .WithExample("bench-samplers", "--model", "runs/moons")
@@ -95,6 +98,9 @@ public static class Program
                 .WithDescription("Internal: 'train' with per-step checksums, an early stop and injected failures, for the multi-process tests.")
                 .IsHidden();
         });
+        // Commands set libtorch's thread count for their model; an in-process caller (a test, a host application) gets
+        // its own setting back afterwards.
+        int threads = TorchSharp.torch.get_num_threads();
         try
         {
             return app.Run(args);
@@ -124,6 +130,10 @@ public static class Program
             stderr.WriteLine($"error: {where}unexpected failure, a bug in Diffuse; please report it with this output: {e.GetType().Name}: {e.Message}");
             stderr.WriteLine(e.StackTrace);
             return 70;
+        }
+        finally
+        {
+            TorchSharp.torch.set_num_threads(threads);
         }
     }
 

@@ -14,23 +14,29 @@ namespace Diffuse;
 
 /// <summary>
 /// A trained diffusion model ready to sample and evaluate: its configuration, noise schedule, network (the EMA
-/// weights) and data normalisation. For tables, inputs and outputs are in the data's original units; for images, in the
+/// weights) and data normalisation, read through the denoiser of its formulation (<see cref="FormulationConfig"/>):
+/// a <see cref="Denoisers.NetworkDenoiser"/> for DDPM (with the learned variances when it has them) or an
+/// <see cref="EdmDenoiser"/> for EDM, so sampling, guidance, the bound and the ODE likelihood work alike for all. For tables, inputs and outputs are in the data's original units; for images, in the
 /// model range [−1, 1] (<see cref="ImageDataset.ToBytes"/> turns them into 8-bit pixels).
 /// </summary>
 public sealed class DiffusionModel : IDisposable
 {
     private readonly bool _ownsNetwork;
-    private readonly NetworkDenoiser _networkDenoiser;
+    private readonly IConditionalDenoiser _networkDenoiser;
     private readonly (double[] Lower, double[] Upper)? _bounds;
 
     private DiffusionModel(DiffusionModelConfig config, DiffusionNetwork network, bool ownsNetwork)
     {
         Config = config;
-        Schedule = NoiseSchedule.Create(config.Schedule);
+        Schedule = config.CreateSchedule();
         Network = network;
         Normalization = new Standardization(config.Data.Mean, config.Data.Std);
-        _networkDenoiser = new NetworkDenoiser(network, Schedule, config.Prediction);
-        NetworkDenoiser = _networkDenoiser;
+        var formulation = config.Formulation;
+        IDenoiser denoiser = formulation.IsEdm
+            ? new EdmDenoiser(ConditionedNetwork.From(network), Schedule, formulation.Edm!)
+            : new NetworkDenoiser(network, Schedule, config.Prediction, formulation.LearnedVariance);
+        _networkDenoiser = (IConditionalDenoiser)denoiser;
+        NetworkDenoiser = denoiser;
         _bounds = ClampBounds(config);
         if (_bounds is { } bounds) ClampedDenoiser = new ClampedDenoiser(NetworkDenoiser, Schedule, bounds.Lower, bounds.Upper);
         _ownsNetwork = ownsNetwork;
@@ -60,7 +66,7 @@ public sealed class DiffusionModel : IDisposable
     /// </summary>
     public IDenoiser Denoiser => ClampToDataRange && ClampedDenoiser is not null ? ClampedDenoiser : NetworkDenoiser;
 
-    /// <summary>The network's own denoiser, without projection.</summary>
+    /// <summary>The network's own denoiser (its formulation's), without projection.</summary>
     public IDenoiser NetworkDenoiser { get; }
 
     /// <summary>The projected denoiser, when the config records the data's range.</summary>
@@ -91,7 +97,7 @@ public sealed class DiffusionModel : IDisposable
         var config = DiffusionModelConfig.Load(Path.Combine(folder, Trainer.ConfigFile));
         string weights = Path.Combine(folder, Trainer.WeightsFile);
         if (!File.Exists(weights)) throw new DiffuseException($"'{folder}' has config.json but no {Trainer.WeightsFile}. Train the model again.");
-        var network = config.Network.Create(config.Schedule.Timesteps);
+        var network = config.CreateNetwork();
         try
         {
             using var scope = NewDisposeScope();

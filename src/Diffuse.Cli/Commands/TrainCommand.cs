@@ -1,7 +1,9 @@
 using System.ComponentModel;
+using Diffuse.Configuration;
 using Diffuse.Data;
 using Diffuse.Distributed;
 using Diffuse.Models;
+using Diffuse.Parameterization;
 using Diffuse.Schedules;
 using Diffuse.Training;
 using Spectre.Console.Cli;
@@ -39,8 +41,8 @@ public class TrainSettings : CommonSettings
 
     /// <summary>Schedule.</summary>
     [CommandOption("--schedule <NAME>")]
-    [Description("Noise schedule: linear (default), cosine or sigmoid.")]
-    public string Schedule { get; init; } = "linear";
+    [Description("Noise schedule: linear (default), cosine or sigmoid. Not with --formulation edm, whose noise levels are log-uniform.")]
+    public string? Schedule { get; init; }
 
     /// <summary>Timesteps.</summary>
     [CommandOption("--timesteps <T>")]
@@ -167,6 +169,41 @@ public class TrainSettings : CommonSettings
     [Description("Image folders: stop at the first unreadable image instead of skipping it with a warning.")]
     public bool Strict { get; init; }
 
+    /// <summary>Formulation.</summary>
+    [CommandOption("--formulation <KIND>")]
+    [Description("ddpm (default; Ho et al. 2020: discrete timesteps, ε/x0/v targets) or edm (Karras et al. 2022: preconditioned denoiser trained on log-normal noise levels).")]
+    public string? Formulation { get; init; }
+
+    /// <summary>σ_data.</summary>
+    [CommandOption("--sigma-data <S>")]
+    [Description("EDM: standard deviation of the data the preconditioning assumes (default 1 for standardised tables, 0.5 for images).")]
+    public double? SigmaData { get; init; }
+
+    /// <summary>P_mean.</summary>
+    [CommandOption("--p-mean <M>")]
+    [Description("EDM: mean of ln σ of the training noise levels (default -1.2).")]
+    public double? PMean { get; init; }
+
+    /// <summary>P_std.</summary>
+    [CommandOption("--p-std <S>")]
+    [Description("EDM: standard deviation of ln σ of the training noise levels (default 1.2).")]
+    public double? PStd { get; init; }
+
+    /// <summary>Learned variances.</summary>
+    [CommandOption("--learn-variance")]
+    [Description("DDPM: the network also learns its reverse-step variances, trained with the hybrid loss L_simple + λ·L_vlb (Nichol and Dhariwal 2021); better likelihoods and few-step DDPM sampling.")]
+    public bool LearnVariance { get; init; }
+
+    /// <summary>Hybrid λ.</summary>
+    [CommandOption("--hybrid-lambda <L>")]
+    [Description("With --learn-variance: the weight λ of L_vlb in the hybrid loss (default 0.001).")]
+    public double? HybridLambda { get; init; }
+
+    /// <summary>Importance sampling.</summary>
+    [CommandOption("--importance-sampling")]
+    [Description("With --learn-variance: draw timesteps with probability ∝ √E[L_t²] from each timestep's recent losses (Nichol and Dhariwal 2021, eq. 18).")]
+    public bool ImportanceSampling { get; init; }
+
     /// <summary>Checkpoint interval.</summary>
     [CommandOption("--checkpoint-every <N>")]
     [Description("Steps between checkpoints (default 1000; the last step is always saved).")]
@@ -225,6 +262,14 @@ public sealed class TrainCommand : Command<TrainSettings>
     private static Trainer Build(TrainSettings s)
     {
         var collective = CliContext.Collective;
+        if (s.Resume)
+        {
+            var fixedAtStart = new[] { (s.Formulation is not null, "--formulation"), (s.SigmaData.HasValue, "--sigma-data"), (s.PMean.HasValue, "--p-mean"),
+                (s.PStd.HasValue, "--p-std"), (s.LearnVariance, "--learn-variance"), (s.HybridLambda.HasValue, "--hybrid-lambda"),
+                (s.ImportanceSampling, "--importance-sampling") };
+            foreach (var (given, name) in fixedAtStart)
+                if (given) throw new DiffuseException($"{name} is fixed when a run starts: --resume continues the run in --out with its recorded formulation. Drop {name}.");
+        }
         if (IsImageArgument(s.Data!)) return BuildImages(s, collective);
         using var data = TabularSource.Load(s.Data!, s.Count);
         Tensor train = data.Rows;
@@ -252,8 +297,8 @@ public sealed class TrainCommand : Command<TrainSettings>
             var training = Training(s, new TrainingConfig());
             var network = new MlpConfig((int)train.shape[1]);
             network = network with { Width = s.Width ?? network.Width, Depth = s.Depth ?? network.Depth };
-            return Trainer.Create(train, data.Source, training, new ScheduleConfig(Parse.Schedule(s.Schedule), s.Timesteps, ZeroTerminalSnr: s.ZeroTerminalSnr),
-                Parse.Prediction(s.Prediction), network, data.Columns, holdout, collective);
+            return Trainer.Create(train, data.Source, training, Schedule(s), Parse.Prediction(s.Prediction), network, data.Columns, holdout, collective,
+                Formulation(s, sigmaData: 1.0));
         }
         finally
         {
@@ -311,8 +356,41 @@ public sealed class TrainCommand : Command<TrainSettings>
         };
         var training = Training(s, ImageDefaults);
         CliContext.Err.WriteLine($"training on {images}");
-        return Trainer.Create(images, training, new ScheduleConfig(Parse.Schedule(s.Schedule), s.Timesteps, ZeroTerminalSnr: s.ZeroTerminalSnr),
-            Parse.Prediction(s.Prediction), network, collective);
+        return Trainer.Create(images, training, Schedule(s), Parse.Prediction(s.Prediction), network, collective, Formulation(s, sigmaData: 0.5));
+    }
+
+    /// <summary>The schedule from --schedule, --timesteps and --zero-terminal-snr.</summary>
+    private static ScheduleConfig Schedule(TrainSettings s) =>
+        new(Parse.Schedule(s.Schedule ?? "linear"), s.Timesteps, ZeroTerminalSnr: s.ZeroTerminalSnr);
+
+    /// <summary>
+    /// The formulation from --formulation and its options; <paramref name="sigmaData"/> is EDM's default σ_data for the
+    /// data (1 for standardised columns, 0.5 for images in [−1, 1]). Options of another formulation are errors; the
+    /// remaining combinations are checked by <see cref="FormulationConfig.Validate"/>.
+    /// </summary>
+    private static FormulationConfig Formulation(TrainSettings s, double sigmaData)
+    {
+        var kind = Parse.Enum<FormulationKind>("--formulation", s.Formulation ?? "ddpm");
+        if (kind != FormulationKind.Edm)
+            foreach (var (given, name) in new[] { (s.SigmaData.HasValue, "--sigma-data"), (s.PMean.HasValue, "--p-mean"), (s.PStd.HasValue, "--p-std") })
+                if (given) throw new DiffuseException($"{name} sets EDM's training: add --formulation edm, or drop {name}.");
+        if (!s.LearnVariance)
+            foreach (var (given, name) in new[] { (s.HybridLambda.HasValue, "--hybrid-lambda"), (s.ImportanceSampling, "--importance-sampling") })
+                if (given) throw new DiffuseException($"{name} applies to the hybrid loss of learned variances: add --learn-variance, or drop {name}.");
+        if (kind == FormulationKind.Edm && s.Schedule is not null)
+            throw new DiffuseException("--formulation edm spaces its noise levels log-uniformly from σ_min to σ_max (only --timesteps sets their number): drop --schedule.");
+        var defaults = new FormulationConfig();
+        var edmDefaults = new EdmConfig(SigmaData: sigmaData);
+        return defaults with
+        {
+            Kind = kind,
+            Edm = kind == FormulationKind.Edm
+                ? edmDefaults with { SigmaData = s.SigmaData ?? edmDefaults.SigmaData, PMean = s.PMean ?? edmDefaults.PMean, PStd = s.PStd ?? edmDefaults.PStd }
+                : null,
+            LearnedVariance = s.LearnVariance,
+            HybridLambda = s.HybridLambda ?? defaults.HybridLambda,
+            ImportanceSampling = s.ImportanceSampling,
+        };
     }
 
     /// <summary>Runs the trainer with a progress bar, then writes the loss curve (rank 0 only: other ranks' output is silenced).</summary>

@@ -36,7 +36,7 @@ public sealed record DataDescription(string Source, string[] Columns, double[] M
 
 /// <summary>
 /// The resolved configuration of a diffusion model, saved as config.json beside every checkpoint: network, schedule,
-/// parameterisation, data normalisation, training settings, the step reached and the library version.
+/// parameterisation and formulation, data normalisation, training settings, the step reached and the library version.
 /// </summary>
 /// <param name="Network">The network's kind and shape (an MLP for tables, a U-Net for images).</param>
 /// <param name="Schedule">The noise schedule.</param>
@@ -56,6 +56,21 @@ public sealed record DiffusionModelConfig(
     string? LibraryVersion = null,
     string Format = DiffusionModelConfig.FormatName)
 {
+    /// <summary>
+    /// The formulation (DDPM, optionally with learned variances, or EDM); a config.json written without it loads as
+    /// DDPM, the only formulation of earlier versions.
+    /// </summary>
+    public FormulationConfig Formulation { get; init; } = new();
+
+    /// <summary>The model's discrete noise schedule (<see cref="FormulationConfig.CreateSchedule"/>).</summary>
+    public NoiseSchedule CreateSchedule() => Formulation.CreateSchedule(Schedule);
+
+    /// <summary>
+    /// Builds the network with the current torch random state (seed it first for reproducibility), its time embedding
+    /// scaled for the formulation (<see cref="FormulationConfig.NetworkTimesteps"/>).
+    /// </summary>
+    public DiffusionNetwork CreateNetwork() => Network.Create(Formulation.NetworkTimesteps(Schedule));
+
     /// <summary>The format marker of Diffuse model folders.</summary>
     public const string FormatName = "diffuse-model/1";
 
@@ -89,7 +104,7 @@ public sealed record DiffusionModelConfig(
         {
             throw new DiffuseException($"{path} is not a valid Diffuse model config ({e.Message}). Re-create the model with 'diffuse train'.");
         }
-        if (config is null || config.Format != FormatName || config.Network is null || config.Schedule is null || config.Data is null || config.Training is null)
+        if (config is null || config.Format != FormatName || config.Network is null || config.Schedule is null || config.Data is null || config.Training is null || config.Formulation is null)
             throw new DiffuseException($"{path} is not a Diffuse model config (expected format '{FormatName}'). Re-create the model with 'diffuse train'.");
         config.Validate();
         return config;
@@ -97,13 +112,18 @@ public sealed record DiffusionModelConfig(
 
     /// <summary>
     /// Throws a <see cref="DiffuseException"/> naming the first inconsistency, including choices that do not fit
-    /// together (zero terminal SNR with ε-prediction).
+    /// together (zero terminal SNR with ε-prediction, learned variances with EDM, a network without the variance outputs).
     /// </summary>
     public void Validate()
     {
         Network.Validate();
         Schedule.Validate();
         Training.Validate();
+        Formulation.Validate(Prediction, Schedule, Training);
+        if (Network.OutputFactor != Formulation.NetworkOutputFactor)
+            throw new DiffuseException(Formulation.LearnedVariance
+                ? $"a model that learns its variances needs a network with an output factor of 2 (twice the data's channels); this one has {Network.OutputFactor}."
+                : $"the network outputs {Network.OutputFactor} values per data element, but only a model that learns its variances uses more than one.");
         Network.CheckExampleShape(Data.ExampleShape);
         if (Data.ClassNames is { } names && Network.ClassCount > 0 && names.Length != Network.ClassCount)
             throw new DiffuseException($"the network is conditioned on {Network.ClassCount} classes but the data has {names.Length}.");

@@ -11,10 +11,21 @@ namespace Diffuse.Models;
 /// <param name="Width">Hidden width of every residual block.</param>
 /// <param name="Depth">Number of residual blocks.</param>
 /// <param name="TimeEmbedding">Width of the sinusoidal time embedding.</param>
-public sealed record MlpConfig(int Dimensions, int Width = 128, int Depth = 3, int TimeEmbedding = 64) : NetworkConfig
+/// <param name="OutputMultiplier">
+/// Outputs per input dimension: 1 for a prediction of ε, x0 or v; 2 to also predict the reverse-step variance (Nichol
+/// and Dhariwal 2021, §3.1), the prediction first, then the variance output. Configs saved without it load with 1.
+/// </param>
+public sealed record MlpConfig(int Dimensions, int Width = 128, int Depth = 3, int TimeEmbedding = 64, int OutputMultiplier = 1) : NetworkConfig
 {
     /// <inheritdoc />
     public override int ClassCount => 0;
+
+    /// <inheritdoc />
+    [System.Text.Json.Serialization.JsonIgnore]
+    public override int OutputFactor => OutputMultiplier;
+
+    /// <inheritdoc />
+    public override NetworkConfig WithOutputFactor(int factor) => this with { OutputMultiplier = factor };
 
     /// <inheritdoc />
     public override void CheckExampleShape(long[] exampleShape)
@@ -35,13 +46,15 @@ public sealed record MlpConfig(int Dimensions, int Width = 128, int Depth = 3, i
         if (Width < 1) throw new DiffuseException($"--width must be at least 1 (got {Width}).");
         if (Depth < 1) throw new DiffuseException($"--depth must be at least 1 (got {Depth}).");
         if (TimeEmbedding < 2 || TimeEmbedding % 2 != 0) throw new DiffuseException($"the time embedding width must be even and at least 2 (got {TimeEmbedding}).");
+        if (OutputMultiplier is not (1 or 2)) throw new DiffuseException($"the MLP's output multiplier must be 1 or 2 (got {OutputMultiplier}).");
     }
 }
 
 /// <summary>
 /// Sinusoidal embedding of the timestep (Vaswani et al. 2017, §3.5, as used by Ho et al. 2020): for frequencies
 /// ω_k = 10000^(−k/(E/2)), the embedding of t is [sin(t·ω_k), cos(t·ω_k)]. Timestep indices are first mapped to
-/// t = 1000·n/T so that models with any T see the same range.
+/// t = 1000·n/T so that models with any T see the same range. An EDM network receives c_noise = ¼·ln σ instead and is
+/// built for T = <see cref="Configuration.FormulationConfig.EdmEmbeddingTimesteps"/>, so that it embeds 250·c_noise.
 /// </summary>
 public static class TimeEmbedding
 {
@@ -85,7 +98,8 @@ internal sealed class MlpResidualBlock : Module<Tensor, Tensor, Tensor>
 /// <summary>
 /// An MLP denoiser for vectors of any dimension: input projection, a time MLP on the sinusoidal embedding, residual
 /// blocks that each add the time features, and an output projection. Maps (z_t [B, D], timestep index [B]) to a
-/// prediction [B, D] of ε, x0 or v. State-dict keys are fixed snake_case names.
+/// prediction [B, D] of ε, x0 or v (with <see cref="MlpConfig.OutputMultiplier"/> 2, [B, 2D]: the prediction, then the
+/// variance outputs). State-dict keys are fixed snake_case names.
 /// </summary>
 public sealed class MlpNetwork : DiffusionNetwork
 {
@@ -107,7 +121,7 @@ public sealed class MlpNetwork : DiffusionNetwork
         timeMlp = Sequential(("0", Linear(config.TimeEmbedding, config.Width)), ("1", SiLU()), ("2", Linear(config.Width, config.Width)), ("3", SiLU()));
         blocks = new ModuleList<MlpResidualBlock>(Enumerable.Range(0, config.Depth).Select(i => new MlpResidualBlock(config.Width, $"block{i}")).ToArray());
         outNorm = LayerNorm(config.Width);
-        output = Linear(config.Width, config.Dimensions);
+        output = Linear(config.Width, config.Dimensions * config.OutputMultiplier);
         RegisterComponents();
     }
 

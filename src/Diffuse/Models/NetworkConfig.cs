@@ -16,6 +16,16 @@ public abstract record NetworkConfig
     [JsonIgnore]
     public abstract int ClassCount { get; }
 
+    /// <summary>
+    /// Outputs per element of the input: 1 for a prediction of ε, x0 or v; 2 when the network also predicts its
+    /// reverse-step variance (Nichol and Dhariwal 2021, §3.1; see <see cref="Parameterization.LearnedVariance"/>).
+    /// </summary>
+    [JsonIgnore]
+    public abstract int OutputFactor { get; }
+
+    /// <summary>This configuration with <see cref="OutputFactor"/> set to <paramref name="factor"/> (1 or 2).</summary>
+    public abstract NetworkConfig WithOutputFactor(int factor);
+
     /// <summary>Throws a <see cref="DiffuseException"/> naming the first invalid value.</summary>
     public abstract void Validate();
 

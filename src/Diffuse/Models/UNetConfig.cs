@@ -86,6 +86,13 @@ public sealed record UNetConfig : NetworkConfig
     public override int ClassCount => NumClasses;
 
     /// <inheritdoc />
+    [JsonIgnore]
+    public override int OutputFactor => OutputChannelsMultiplier;
+
+    /// <inheritdoc />
+    public override NetworkConfig WithOutputFactor(int factor) => this with { OutputChannelsMultiplier = factor };
+
+    /// <inheritdoc />
     public override void CheckExampleShape(long[] exampleShape)
     {
         if (exampleShape.Length != 3)

@@ -6,6 +6,7 @@ using Diffuse.Configuration;
 using Diffuse.Data;
 using Diffuse.Data.Images;
 using Diffuse.Distributed;
+using Diffuse.Evaluation;
 using Diffuse.IO;
 using Diffuse.Models;
 using Diffuse.Parameterization;
@@ -33,11 +34,15 @@ public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, dou
     double StepsPerSecond, TimeSpan Remaining, double GradientNorm, double[] QuartileLosses);
 
 /// <summary>
-/// Trains a diffusion model by minimising the simple loss of Ho et al. 2020 (eq. 14): the MSE between the network's
-/// prediction at z_t = √ᾱ_t·x + √(1 − ᾱ_t)·ε and its target (ε, x0 or v), with t uniform, optionally weighted by
-/// min-SNR-γ. AdamW, warm-up then cosine decay, gradient clipping and an EMA of the weights. Every random choice
-/// (initialisation, data order, timesteps, noise) is a function of the seed and the step, so a resumed run continues
-/// exactly as an uninterrupted one would.
+/// Trains a diffusion model in the formulation of its <see cref="FormulationConfig"/>. DDPM minimises the simple loss
+/// of Ho et al. 2020 (eq. 14): the MSE between the network's prediction at z_t = √ᾱ_t·x + √(1 − ᾱ_t)·ε and its target
+/// (ε, x0 or v), with t uniform, optionally weighted by min-SNR-γ; with learned variances it adds λ·L_vlb (Nichol and
+/// Dhariwal 2021, eq. 16, <see cref="HybridLoss"/>), optionally with timesteps drawn by importance (eq. 18,
+/// <see cref="TimestepImportance"/>). EDM minimises the λ(σ)-weighted loss of the preconditioned denoiser with ln σ
+/// normal (Karras et al. 2022, eq. 8 and Table 1, <see cref="EdmTraining"/>). AdamW, warm-up then cosine decay,
+/// gradient clipping and an EMA of the weights. Every random choice (initialisation, data order, timesteps or noise
+/// levels, noise) is a function of the seed and the step, so a resumed run continues exactly as an uninterrupted one
+/// would; the importance sampler's loss history is saved with the resume state.
 /// <para>
 /// Data-parallel training: with an <see cref="ICollective"/> of N ranks (e.g. under <c>mpiexec -n N</c>), rank r takes
 /// the contiguous positions <see cref="Distributed.Collective.Shard"/> of every global batch of <see cref="TrainingConfig.BatchSize"/>
@@ -46,7 +51,11 @@ public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, dou
 /// the global batch size into one flat gradient buffer (the parameters' gradients are views of it, with the loss in a
 /// last slot); one all-reduce sums it over the ranks, giving every rank the gradient and loss of the global batch; then
 /// every rank clips and applies the same update. Parameters, EMA and optimizer state are broadcast from rank 0 at the
-/// start and on resume, and only rank 0 writes files. The result equals a single-process run to float rounding.
+/// start and on resume, and only rank 0 writes files. The result equals a single-process run to float rounding. With
+/// importance sampling the buffer also has one slot per position of the global batch: each rank writes its examples'
+/// losses into its positions and zeros stay elsewhere, so the same all-reduce hands every rank the losses of the whole
+/// batch (each sum has one nonzero term, so it is exact), every rank records them, and the timestep distributions stay
+/// identical everywhere.
 /// </para>
 /// <para>
 /// The same trainer serves tables (an MLP on standardised columns) and images (a U-Net on pixels mapped to [−1, 1], with
@@ -74,10 +83,15 @@ public sealed class Trainer : IDisposable
     private readonly Tensor _snr;                 // [T] float32
     private readonly AdamW _optimizer;
     private readonly ICollective _collective;
-    private readonly Tensor _flat;                // [P + 1 + 2Q]: every parameter's gradient (as views), the loss, quartile sums and counts
+    private readonly Tensor _flat;                // [P + 1 + 2Q (+ B)]: every parameter's gradient (as views), the loss, quartile sums and counts, per-example losses
     private readonly Tensor _gradients;           // _flat[0 .. P)
     private readonly Tensor _lossSlot;            // _flat[P]
     private readonly Tensor _quartileSlots;       // _flat[P + 1 .. P + 1 + 2Q): loss sum per quarter, then example count per quarter
+    private readonly Tensor? _exampleLossSlots;   // _flat[P + 1 + 2Q .. + B): with importance sampling, each position's loss
+    private readonly IDataDecoder _decoder;       // L_0 of the hybrid loss: discretised Gaussian for 8-bit images, Gaussian for tables
+    private TimestepImportance? _importance;      // the loss history of importance sampling, identical on every rank
+    private long[] _stepTimesteps = Array.Empty<long>();   // with importance sampling: this step's timestep per position
+    private double[] _stepWeights = Array.Empty<double>(); // and its weight 1/(T·p_t)
     private readonly List<(int Step, double Loss)> _losses = new();
     private readonly List<double[]> _quartileLosses = new();
     private int[]? _permutation;
@@ -87,14 +101,14 @@ public sealed class Trainer : IDisposable
     {
         Config = config;
         _collective = collective;
-        Schedule = NoiseSchedule.Create(config.Schedule);
+        Schedule = config.CreateSchedule();
         _data = modelUnits.to_type(ScalarType.Float32).contiguous().DetachFromDisposeScope();
         _labels = labels?.to_type(ScalarType.Int64).contiguous().DetachFromDisposeScope();
         _alphaBars = tensor(Schedule.AlphaBars.ToArray(), dtype: ScalarType.Float32).DetachFromDisposeScope();
         _snr = tensor(Enumerable.Range(0, Schedule.Timesteps).Select(Schedule.Snr).ToArray(), dtype: ScalarType.Float32).DetachFromDisposeScope();
         manual_seed((long)(config.Training.Seed % long.MaxValue));
-        Network = config.Network.Create(Schedule.Timesteps);
-        Ema = config.Network.Create(Schedule.Timesteps);
+        Network = config.CreateNetwork();
+        Ema = config.CreateNetwork();
         ExponentialMovingAverage.CopyInto(Ema, Network);
         Ema.eval();
         foreach (var p in Ema.parameters()) p.requires_grad = false;
@@ -104,10 +118,17 @@ public sealed class Trainer : IDisposable
         // parameter's gradient is a view of it, and backward accumulates into existing gradients in place.
         var parameters = Network.parameters().ToArray();
         long count = parameters.Sum(p => p.numel());
-        _flat = zeros(count + 1 + 2 * Quartiles, dtype: ScalarType.Float32).DetachFromDisposeScope();
+        int exampleSlots = config.Formulation.ImportanceSampling ? config.Training.BatchSize : 0;
+        _flat = zeros(count + 1 + 2 * Quartiles + exampleSlots, dtype: ScalarType.Float32).DetachFromDisposeScope();
         _gradients = _flat.narrow(0, 0, count).DetachFromDisposeScope();
         _lossSlot = _flat.narrow(0, count, 1).DetachFromDisposeScope();
         _quartileSlots = _flat.narrow(0, count + 1, 2 * Quartiles).DetachFromDisposeScope();
+        if (exampleSlots > 0)
+        {
+            _exampleLossSlots = _flat.narrow(0, count + 1 + 2 * Quartiles, exampleSlots).DetachFromDisposeScope();
+            _importance = new TimestepImportance(Schedule.Timesteps);
+        }
+        _decoder = config.Data.IsImage ? new DiscretizedGaussianDecoder() : new GaussianDecoder();
         using (no_grad())
         using (NewDisposeScope())
         {
@@ -141,6 +162,12 @@ public sealed class Trainer : IDisposable
     /// <summary>For every step so far, the mean loss of its examples in each quarter of the timesteps (NaN when none fell there).</summary>
     public IReadOnlyList<double[]> QuartileLosses => _quartileLosses;
 
+    /// <summary>
+    /// With importance sampling (<see cref="FormulationConfig.ImportanceSampling"/>), the probabilities p_t the next
+    /// step draws its timesteps from (uniform until every timestep has its loss history); null otherwise.
+    /// </summary>
+    public double[]? TimestepProbabilities => _importance?.Probabilities();
+
     /// <summary>The processes this trainer runs on (a single process unless given an MPI collective).</summary>
     public ICollective Collective => _collective;
 
@@ -150,17 +177,20 @@ public sealed class Trainer : IDisposable
     /// <summary>
     /// Prepares training on <paramref name="data"/> [N, D] in its original units: fits the standardisation, records
     /// the data's description and builds the network from the seed. <paramref name="network"/>'s dimension is taken
-    /// from the data. With a <paramref name="collective"/> of several ranks, every rank must call this with the same data
-    /// and settings (checked); the initial weights are broadcast from rank 0.
+    /// from the data, and its output multiplier from <paramref name="formulation"/> (default DDPM; an EDM formulation
+    /// without settings gets σ_data = 1, the standard deviation of standardised columns). With a
+    /// <paramref name="collective"/> of several ranks, every rank must call this with the same data and settings
+    /// (checked); the initial weights are broadcast from rank 0.
     /// </summary>
     public static Trainer Create(Tensor data, string source, TrainingConfig? training = null, ScheduleConfig? schedule = null,
         Prediction prediction = Prediction.Epsilon, MlpConfig? network = null, IReadOnlyList<string>? columns = null, double holdout = 0,
-        ICollective? collective = null)
+        ICollective? collective = null, FormulationConfig? formulation = null)
     {
         collective ??= SingleProcessCollective.Instance;
         training ??= new TrainingConfig();
         schedule ??= new ScheduleConfig();
-        CheckSettings(training, schedule, prediction, collective);
+        formulation = WithDefaultEdm(formulation ?? new FormulationConfig(), sigmaData: 1.0);
+        CheckSettings(training, schedule, prediction, formulation, collective);
         if (data.dim() != 2) throw new DiffuseException($"training data must be a table [rows, columns]; got shape [{string.Join(", ", data.shape)}].");
         int rows = (int)data.shape[0], dims = (int)data.shape[1];
         if (rows < 2) throw new DiffuseException($"training needs at least two rows of data; {source} has {rows}.");
@@ -174,7 +204,10 @@ public sealed class Trainer : IDisposable
             max = d.amax(new long[] { 0 }).data<double>().ToArray();
         }
         var description = new DataDescription(source, names, normalisation.Mean, normalisation.Std, rows, Fingerprint(data), holdout, min, max);
-        var config = new DiffusionModelConfig((network ?? new MlpConfig(dims)) with { Dimensions = dims }, schedule, prediction, description, training);
+        var mlp = (network ?? new MlpConfig(dims)) with { Dimensions = dims };
+        if (formulation.LearnedVariance) mlp = mlp with { OutputMultiplier = 2 };
+        var config = new DiffusionModelConfig(mlp, schedule, prediction, description, training) { Formulation = formulation };
+        config.Validate();
         CheckSameSetUp(config, collective);
         Trainer trainer;
         using (var applyScope = NewDisposeScope()) trainer = new Trainer(config, normalisation.Apply(data), null, collective);
@@ -186,18 +219,23 @@ public sealed class Trainer : IDisposable
     /// Prepares training on images (pixels mapped to [−1, 1]); with labels and a <paramref name="network"/> whose
     /// <see cref="UNetConfig.NumClasses"/> is the data's class count (the default when the data is labelled), a
     /// class-conditional model trained with label dropout. <paramref name="network"/>'s channel count is taken from the
-    /// data. With several ranks every rank must pass the same images (checked by fingerprint).
+    /// data, and its output multiplier from <paramref name="formulation"/> (default DDPM; an EDM formulation without
+    /// settings gets σ_data = 0.5, as Karras et al. use for images in [−1, 1]). With several ranks every rank must pass
+    /// the same images (checked by fingerprint).
     /// </summary>
     public static Trainer Create(ImageDataset images, TrainingConfig? training = null, ScheduleConfig? schedule = null,
-        Prediction prediction = Prediction.Epsilon, UNetConfig? network = null, ICollective? collective = null)
+        Prediction prediction = Prediction.Epsilon, UNetConfig? network = null, ICollective? collective = null,
+        FormulationConfig? formulation = null)
     {
         collective ??= SingleProcessCollective.Instance;
         training ??= new TrainingConfig();
         schedule ??= new ScheduleConfig();
-        CheckSettings(training, schedule, prediction, collective);
+        formulation = WithDefaultEdm(formulation ?? new FormulationConfig(), sigmaData: 0.5);
+        CheckSettings(training, schedule, prediction, formulation, collective);
         if (images.Count < 2) throw new DiffuseException($"training needs at least two images; {images.Source} has {images.Count}.");
         int classes = images.Labels is null ? 0 : images.ClassNames.Length;
         network = (network ?? new UNetConfig { Channels = images.Channels, NumClasses = classes }) with { Channels = images.Channels };
+        if (formulation.LearnedVariance) network = network with { OutputChannelsMultiplier = 2 };
         if (network.NumClasses > 0 && images.Labels is null)
             throw new DiffuseException($"a class-conditional network needs labelled images, but {images.Source} has no labels. Train without classes.");
         if (network.NumClasses > 0 && network.NumClasses != classes)
@@ -205,7 +243,7 @@ public sealed class Trainer : IDisposable
         var description = new DataDescription(images.Source, Array.Empty<string>(), Array.Empty<double>(), Array.Empty<double>(), images.Count,
             Fingerprint(images), ImageShape: new[] { images.Channels, images.Height, images.Width },
             ClassNames: network.NumClasses > 0 ? images.ClassNames : null);
-        var config = new DiffusionModelConfig(network, schedule, prediction, description, training);
+        var config = new DiffusionModelConfig(network, schedule, prediction, description, training) { Formulation = formulation };
         config.Validate();
         CheckSameSetUp(config, collective);
         return FromImages(config, images, collective, folder: null);
@@ -243,13 +281,19 @@ public sealed class Trainer : IDisposable
         return trainer;
     }
 
-    private static void CheckSettings(TrainingConfig training, ScheduleConfig schedule, Prediction prediction, ICollective collective)
+    private static void CheckSettings(TrainingConfig training, ScheduleConfig schedule, Prediction prediction, FormulationConfig formulation,
+        ICollective collective)
     {
         training.Validate();
         schedule.Validate();
+        formulation.Validate(prediction, schedule, training);
         PredictionConversion.RequireCompatible(prediction, schedule.ZeroTerminalSnr);
         CheckBatchCoversRanks(training.BatchSize, collective);
     }
+
+    /// <summary>An EDM formulation given without its settings gets the defaults with the data's σ_data.</summary>
+    private static FormulationConfig WithDefaultEdm(FormulationConfig formulation, double sigmaData) =>
+        formulation.IsEdm && formulation.Edm is null ? formulation with { Edm = new EdmConfig(SigmaData: sigmaData) } : formulation;
 
     private static DiffusionModelConfig LoadForResume(string folder, int? steps, ICollective collective)
     {
@@ -328,7 +372,18 @@ public sealed class Trainer : IDisposable
         using (var scope = NewDisposeScope())
         {
             _optimizer.ZeroGrad();
-            using (no_grad()) _quartileSlots.zero_();
+            using (no_grad())
+            {
+                _quartileSlots.zero_();
+                _exampleLossSlots?.zero_();
+            }
+        }
+        if (_importance is not null)
+        {
+            // Every rank draws the timesteps of the whole batch from the same state, so they agree on all of them.
+            var uniforms = new double[batch];
+            for (int j = 0; j < batch; j++) uniforms[j] = SeededNoise.Uniform(training.Seed, Stream(Step, 1), (ulong)j);
+            (_stepTimesteps, _stepWeights) = _importance.Sample(uniforms);
         }
         // Micro-batches split this rank's shard into consecutive parts; each backpropagates its share of the global mean,
         // so the gradients add up to exactly those of one pass over the shard.
@@ -357,6 +412,11 @@ public sealed class Trainer : IDisposable
             }
             _optimizer.Step(training.LearningRateAt(Step), training.WeightDecay);
             ExponentialMovingAverage.Update(Ema, Network, ExponentialMovingAverage.DecayAt(training.EmaDecay, Step));
+            if (_importance is not null)
+            {
+                var losses = _exampleLossSlots!.data<float>().ToArray().Select(v => (double)v).ToArray();
+                _importance.Record(_stepTimesteps, losses);
+            }
         }
         var sums = _quartileSlots.data<float>().ToArray();
         var quartiles = new double[Quartiles];
@@ -371,21 +431,16 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// Forward and backward on the examples at positions <paramref name="part"/> of the current step's global batch:
-    /// accumulates their share of the global mean loss into the gradients and their per-quarter loss sums and counts into
-    /// the quartile slots; returns their share of the loss.
+    /// accumulates their share of the global mean loss into the gradients, their per-quarter loss sums and counts into
+    /// the quartile slots and (with importance sampling) their losses into their positions' slots; returns their share
+    /// of the loss.
     /// </summary>
     private double MicroBatch(BatchShard part, int batch)
     {
         var training = Config.Training;
         var indices = BatchIndices(Step, batch, part);
-        var timesteps = new long[part.Count];
         var positions = new long[part.Count];
-        for (int i = 0; i < part.Count; i++)
-        {
-            int j = part.Start + i;   // position in the global batch: it alone decides timestep, noise, flip and label dropout
-            positions[i] = j;
-            timesteps[i] = SeededNoise.UniformInt(training.Seed, Stream(Step, 1), (ulong)j, Schedule.Timesteps);
-        }
+        for (int i = 0; i < part.Count; i++) positions[i] = part.Start + i;   // the position in the global batch alone decides the random draws
         using var scope = NewDisposeScope();
         // Dropout draws from torch's generator: reseed it from (seed, step, first position) so that a resumed run draws
         // the same masks as an uninterrupted one (the masks do depend on how the batch is split into parts and ranks).
@@ -400,30 +455,75 @@ public sealed class Trainer : IDisposable
                 if (SeededNoise.Uniform(training.Seed, Stream(Step, 0), (ulong)positions[i]) < training.LabelDropout) labels[i] = Network.NullClass;
             classes = tensor(labels);
         }
-        var t = tensor(timesteps);
-        var broadcast = new long[x0.dim()];
-        Array.Fill(broadcast, 1L);
-        broadcast[0] = part.Count;
-        var alphaBar = _alphaBars.index_select(0, t).view(broadcast);
         var eps = SeededNoise.Normal(training.Seed, Stream(Step, 2), positions, x0.shape[1..]);
-        var z = GaussianProcess.Noise(x0, alphaBar, eps);
-        var output = Network.call(z, t.to_type(ScalarType.Float32), classes);
-        var target = PredictionConversion.Target(Config.Prediction, x0, eps, alphaBar);
-        var perExample = (output - target).square().flatten(1).mean(new long[] { 1 });
-        if (training.MinSnrGamma is { } gamma)
-            perExample = perExample * PredictionConversion.MinSnrWeight(Config.Prediction, _snr.index_select(0, t), gamma);
+        var (perExample, recorded, quarter) = Config.Formulation.IsEdm ? EdmLoss(x0, eps, positions, classes) : DdpmLoss(x0, eps, positions, classes);
         // This part's share of the global mean: its examples' sum over the global batch size. Summed over the parts and
         // the ranks (with the gradients) it is the mean over the global batch, however unevenly the batch divides.
         var partial = perExample.sum() / batch;
         partial.backward();
         using (no_grad())
         {
-            var quarter = (t * Quartiles).div(Schedule.Timesteps, rounding_mode: RoundingMode.floor);
             var detached = perExample.detach();
             _quartileSlots.narrow(0, 0, Quartiles).index_add_(0, quarter, detached, 1);
             _quartileSlots.narrow(0, Quartiles, Quartiles).index_add_(0, quarter, ones_like(detached), 1);
+            _exampleLossSlots?.index_copy_(0, tensor(positions), recorded.detach().to_type(ScalarType.Float32));
         }
         return partial.item<float>();
+    }
+
+    /// <summary>
+    /// The DDPM loss per example (Ho et al. 2020, eq. 14; with learned variances plus λ·L_vlb, Nichol and Dhariwal 2021,
+    /// eq. 16): the loss to backpropagate (times the importance weight when timesteps are drawn by importance), the
+    /// unweighted loss that the importance sampler records, and each example's timestep quarter.
+    /// </summary>
+    private (Tensor Loss, Tensor Recorded, Tensor Quarter) DdpmLoss(Tensor x0, Tensor eps, long[] positions, Tensor? classes)
+    {
+        var training = Config.Training;
+        var formulation = Config.Formulation;
+        var timesteps = new long[positions.Length];
+        for (int i = 0; i < positions.Length; i++)
+            timesteps[i] = _importance is not null
+                ? _stepTimesteps[positions[i]]
+                : SeededNoise.UniformInt(training.Seed, Stream(Step, 1), (ulong)positions[i], Schedule.Timesteps);
+        var t = tensor(timesteps);
+        var broadcast = new long[x0.dim()];
+        Array.Fill(broadcast, 1L);
+        broadcast[0] = positions.Length;
+        var alphaBar = _alphaBars.index_select(0, t).view(broadcast);
+        var z = GaussianProcess.Noise(x0, alphaBar, eps);
+        var output = Network.call(z, t.to_type(ScalarType.Float32), classes);
+        Tensor? varianceOutput = null;
+        if (formulation.LearnedVariance) (output, varianceOutput) = LearnedVariance.Split(output, x0.shape[1]);
+        var target = PredictionConversion.Target(Config.Prediction, x0, eps, alphaBar);
+        var perExample = (output - target).square().flatten(1).mean(new long[] { 1 });
+        if (training.MinSnrGamma is { } gamma)
+            perExample = perExample * PredictionConversion.MinSnrWeight(Config.Prediction, _snr.index_select(0, t), gamma);
+        if (varianceOutput is not null)
+            perExample = HybridLoss.Combine(perExample,
+                HybridLoss.VlbTerm(Schedule, Config.Prediction, x0, z, t, output, varianceOutput, _decoder), Schedule.Timesteps, formulation.HybridLambda);
+        var recorded = perExample;
+        if (_importance is not null)
+            perExample = perExample * tensor(positions.Select(j => (float)_stepWeights[j]).ToArray());
+        var quarter = (t * Quartiles).div(Schedule.Timesteps, rounding_mode: RoundingMode.floor);
+        return (perExample, recorded, quarter);
+    }
+
+    /// <summary>
+    /// The EDM loss per example (Karras et al. 2022, eq. 8 with Table 1): ln σ ~ N(P_mean, P_std²) from its own seeded
+    /// stream, the preconditioned network's λ(σ)-weighted error; returned as the loss, the same tensor as the recorded
+    /// loss, and each example's quarter of [ln σ_min, ln σ_max] (the model's schedule, low noise first).
+    /// </summary>
+    private (Tensor Loss, Tensor Recorded, Tensor Quarter) EdmLoss(Tensor x0, Tensor eps, long[] positions, Tensor? classes)
+    {
+        var edm = Config.Formulation.Edm!;
+        var normal = SeededNoise.Normal(Config.Training.Seed, Stream(Step, EdmSigmaDomain), positions, ReadOnlySpan<long>.Empty);
+        var sigma = EdmTraining.SampleSigma(normal, edm);
+        var noise = EdmTraining.Noise(eps, sigma);
+        var output = Network.call(EdmTraining.NetworkInput(x0, noise, sigma, edm.SigmaData), EdmTraining.NoiseConditioning(sigma), classes);
+        var perExample = EdmTraining.Loss(output, x0, noise, sigma, edm.SigmaData);
+        double logMin = Math.Log(edm.SigmaMin), logMax = Math.Log(edm.SigmaMax);
+        var quarter = ((sigma.log() - logMin) * (Quartiles / (logMax - logMin))).floor().clamp(0, Quartiles - 1).to_type(ScalarType.Int64);
+        return (perExample, perExample, quarter);
     }
 
     /// <summary>
@@ -442,6 +542,7 @@ public sealed class Trainer : IDisposable
             foreach (var (name, value) in Network.state_dict()) state["network." + name] = value;
             foreach (var (name, value) in Ema.state_dict()) state["ema." + name] = value;
             foreach (var (name, value) in _optimizer.State()) state["adamw." + name] = value;
+            if (_importance is not null) state[ImportanceStateKey] = _importance.ToState();
             Safetensors.Save(Path.Combine(folder, ResumeFile), state,
                 new Dictionary<string, string>(metadata) { ["adamw_step"] = _optimizer.StepCount.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         }
@@ -459,7 +560,8 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// SHA-256 (first 16 hex digits) of the whole training state: step, optimizer step count, and the bytes of every
-    /// tensor of the network, the EMA and the optimizer. Equal on every rank of a correct data-parallel run.
+    /// tensor of the network, the EMA and the optimizer, and the importance sampler's history. Equal on every rank of a
+    /// correct data-parallel run.
     /// </summary>
     public string StateChecksum()
     {
@@ -471,6 +573,7 @@ public sealed class Trainer : IDisposable
             foreach (var (_, value) in Network.state_dict()) hash.AppendData(value.contiguous().bytes);
             foreach (var (_, value) in Ema.state_dict()) hash.AppendData(value.contiguous().bytes);
             foreach (var (_, value) in _optimizer.State()) hash.AppendData(value.contiguous().bytes);
+            if (_importance is not null) hash.AppendData(_importance.ToState().bytes);
         }
         return Convert.ToHexString(hash.GetHashAndReset())[..16].ToLowerInvariant();
     }
@@ -479,8 +582,8 @@ public sealed class Trainer : IDisposable
     public DiffusionModel ToModel() => DiffusionModel.FromNetwork(Config, Ema, ownsNetwork: false);
 
     /// <summary>
-    /// Makes every rank's state rank 0's: step, optimizer step count, loss history, and every tensor of the network, the
-    /// EMA and the optimizer (one broadcast each, in the same order on every rank).
+    /// Makes every rank's state rank 0's: step, optimizer step count, loss history, every tensor of the network, the
+    /// EMA and the optimizer, and the importance sampler's history (one broadcast each, in the same order on every rank).
     /// </summary>
     private void BroadcastState()
     {
@@ -493,6 +596,12 @@ public sealed class Trainer : IDisposable
             foreach (var (_, value) in Network.state_dict()) _collective.Broadcast(value);
             foreach (var (_, value) in Ema.state_dict()) _collective.Broadcast(value);
             foreach (var (_, value) in _optimizer.State()) _collective.Broadcast(value);
+            if (_importance is not null)
+            {
+                var importance = _importance.ToState().contiguous();
+                _collective.Broadcast(importance);
+                _importance = TimestepImportance.FromState(importance);
+            }
         }
         var history = new double[row * header[2]];
         if (_collective.Rank == 0)
@@ -547,6 +656,14 @@ public sealed class Trainer : IDisposable
         StateDicts.LoadInto(Ema, Prefixed(state, "ema."), path);
         long adamStep = long.Parse(header.Metadata.GetValueOrDefault("adamw_step", "0"), System.Globalization.CultureInfo.InvariantCulture);
         _optimizer.Load(Prefixed(state, "adamw."), adamStep, path);
+        if (_importance is not null)
+        {
+            if (!state.TryGetValue(ImportanceStateKey, out var history))
+                throw new DiffuseException($"{path} has no '{ImportanceStateKey}', which a run with importance sampling saves; it was not written by this run. Train again without --resume.");
+            if (history.dim() != 2 || history.shape[0] != Schedule.Timesteps)
+                throw new DiffuseException($"{path}: '{ImportanceStateKey}' has shape [{string.Join(", ", history.shape)}] but the schedule has {Schedule.Timesteps} timesteps. Train again without --resume.");
+            _importance = TimestepImportance.FromState(history);
+        }
         Step = step;
         _losses.Clear();
         _quartileLosses.Clear();
@@ -594,7 +711,24 @@ public sealed class Trainer : IDisposable
         return result;
     }
 
-    private static ulong Stream(long counter, int domain) => ((ulong)counter << 2) | (uint)domain;
+    /// <summary>The random-stream domain of EDM's noise levels (0–3: label dropout, timesteps, noise, permutation).</summary>
+    private const int EdmSigmaDomain = 4;
+
+    /// <summary>The key of the state of <see cref="TimestepImportance"/> in <see cref="ResumeFile"/>.</summary>
+    private const string ImportanceStateKey = "importance.history";
+
+    /// <summary>
+    /// The stream of <paramref name="domain"/> at <paramref name="counter"/> (a step or an epoch). Domains 0–3 keep
+    /// (counter &lt;&lt; 2) | domain, the streams of runs saved before more domains existed, so that those resume
+    /// unchanged; with counters below 2^31 these values stay below 2^33. Domains from 4 set the top bit,
+    /// 2^63 | domain·2^32 | counter, which no counter of domains 0–3 reaches.
+    /// </summary>
+    private static ulong Stream(long counter, int domain)
+    {
+        if (domain < 4) return ((ulong)counter << 2) | (uint)domain;
+        if (counter is < 0 or > uint.MaxValue) throw new InvalidOperationException($"stream counter {counter} of domain {domain} exceeds 32 bits.");
+        return (1UL << 63) | ((ulong)(uint)domain << 32) | (ulong)counter;
+    }
 
     /// <summary>The first 16 hex digits of the SHA-256 of the images' bytes, then (when labelled) their labels.</summary>
     public static string Fingerprint(ImageDataset images)
@@ -619,6 +753,7 @@ public sealed class Trainer : IDisposable
         _optimizer.Dispose();
         _lossSlot.Dispose();
         _quartileSlots.Dispose();
+        _exampleLossSlots?.Dispose();
         _labels?.Dispose();
         _gradients.Dispose();
         _flat.Dispose();

@@ -55,6 +55,11 @@ public sealed class MpiJobs : IDisposable
             first.AssertSucceeded("2-rank run stopped at step 25");
             return (first, InProcess("mpi-selftest", "--resume", "--out", P("r2"), "--checksums", P("r2-resumed"), "--steps", "50"));
         });
+        // Learned variances with importance sampling (T = 50 of Common: by importance from about step 15 on).
+        ImportanceOneRank = new(() => InProcess("mpi-selftest", "--out", P("i1"), "--checksums", P("ci1"), "--steps", "40",
+            "--learn-variance", "--importance-sampling"));
+        ImportanceTwoRanks = new(() => Launch(2, "mpi-selftest", "--out", P("i2"), "--checksums", P("ci2"), "--steps", "40",
+            "--learn-variance", "--importance-sampling"));
         OneRankThenThree = new(() =>
         {
             var first = InProcess("mpi-selftest", "--out", P("r1"), "--checksums", P("r1-first"), "--steps", "50", "--stop-at", "25");
@@ -78,6 +83,8 @@ public sealed class MpiJobs : IDisposable
     public Lazy<JobResult> TwoRanks { get; }
     public Lazy<(JobResult First, JobResult Resumed)> TwoRanksThenOne { get; }
     public Lazy<(JobResult First, JobResult Resumed)> OneRankThenThree { get; }
+    public Lazy<JobResult> ImportanceOneRank { get; }
+    public Lazy<JobResult> ImportanceTwoRanks { get; }
 
     /// <summary>Runs <c>mpiexec -n <paramref name="ranks"/> dotnet Diffuse.Cli.dll args… (+ <see cref="Common"/>)</c>.</summary>
     public JobResult Launch(int ranks, params string[] args) => LaunchWithTimeout(ranks, TimeSpan.FromMinutes(2), args);
@@ -156,7 +163,8 @@ public class MpiTrainingTests(MpiJobs jobs, ITestOutputHelper output) : IClassFi
         Safetensors.Load(Path.Combine(folder, "resume.safetensors")).ToDictionary(kv => kv.Key, kv =>
         {
             using var t = kv.Value;
-            return t.flatten().data<float>().ToArray();
+            using var values = t.to_type(TorchSharp.torch.ScalarType.Float32);   // the importance history is float64
+            return values.flatten().data<float>().ToArray();
         });
 
     private double MaxAbsDifference(string folderA, string folderB, string what)
@@ -252,6 +260,27 @@ public class MpiTrainingTests(MpiJobs jobs, ITestOutputHelper output) : IClassFi
         Assert.Equal(oneRank.ChecksumAt(25), onThree.StartChecksum);
         AssertClose(oneRank, onThree, fromStep: 26);
         Assert.InRange(MaxAbsDifference(jobs.P("m1"), jobs.P("r1"), "1 rank for 50 steps vs 1 rank for 25 then 3 ranks"), 0, Tolerance);
+    }
+
+    [Fact]
+    public void ImportanceSamplingKeepsTheSameLossHistoryOnEveryRank()
+    {
+        var one = jobs.ImportanceOneRank.Value;
+        var two = jobs.ImportanceTwoRanks.Value;
+        one.AssertSucceeded("1-rank importance-sampling run");
+        two.AssertSucceeded("2-rank importance-sampling run");
+        // The state checksum covers the importance sampler's loss history: every rank gathered the whole batch's losses.
+        var logs = Enumerable.Range(0, 2).Select(r => File.ReadAllLines(jobs.P($"ci2/rank{r}.txt"))).ToArray();
+        Assert.Equal(41, logs[0].Length);
+        Assert.Equal(logs[0], logs[1]);
+        // And it is the history of the single process (the same losses to float rounding, hence the same timesteps).
+        AssertClose(RankLog.Read(jobs.P("ci1/rank0.txt")), RankLog.Read(jobs.P("ci2/rank0.txt")), fromStep: 1);
+        Assert.InRange(MaxAbsDifference(jobs.P("i1"), jobs.P("i2"), "importance sampling, 1 rank vs 2 ranks, 40 steps"), 0, Tolerance);
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var history1 = Safetensors.Load(jobs.P("i1/resume.safetensors"))["importance.history"];
+        var history2 = Safetensors.Load(jobs.P("i2/resume.safetensors"))["importance.history"];
+        Assert.True(history1.select(1, 0).eq(10).all().item<bool>(), "every timestep should hold its full history after 40 steps");
+        Assert.True(history1.allclose(history2, rtol: 1e-4, atol: 1e-6));
     }
 
     [Theory]
