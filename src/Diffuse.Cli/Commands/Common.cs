@@ -12,16 +12,25 @@ public class CommonSettings : CommandSettings
 {
     /// <summary>Intra-op threads for libtorch.</summary>
     [CommandOption("--threads <N>")]
-    [Description("CPU threads for libtorch (default: 1 for tables, where one thread is fastest; every core for image models, whose convolutions scale; see docs/benchmarks.md).")]
+    [Description("CPU threads for libtorch (default: $DIFFUSE_THREADS if set, else 1 for tables, where one thread is fastest, and every core for image models, whose convolutions scale; see docs/benchmarks.md).")]
     public int? Threads { get; init; }
 
+    /// <summary>The DIFFUSE_THREADS environment variable as a thread count, when it holds a positive number.</summary>
+    private static int? EnvironmentThreads()
+    {
+        string? value = Environment.GetEnvironmentVariable("DIFFUSE_THREADS");
+        if (string.IsNullOrWhiteSpace(value)) return null;
+        if (int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n >= 1) return n;
+        throw new DiffuseException($"DIFFUSE_THREADS must be a positive whole number (got '{value}'); unset it to use the default.");
+    }
+
     /// <summary>
-    /// Applies the thread setting: --threads when given, else 1 for tables (for a small MLP, more threads only add
+    /// Applies the thread setting: --threads when given, else the DIFFUSE_THREADS environment variable, else 1 for tables (for a small MLP, more threads only add
     /// synchronisation) and every core for images (the U-Net's convolutions ran 1.8× faster on 2 threads than on 1).
     /// </summary>
     public void ApplyThreads(bool imageModel = false)
     {
-        int threads = Threads ?? (imageModel ? Environment.ProcessorCount : 1);
+        int threads = Threads ?? EnvironmentThreads() ?? (imageModel ? Environment.ProcessorCount : 1);
         if (threads < 1) throw new DiffuseException($"--threads must be at least 1 (got {threads}).");
         TorchSharp.torch.set_num_threads(threads);
     }
