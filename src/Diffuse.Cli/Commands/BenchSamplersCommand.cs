@@ -70,7 +70,9 @@ public sealed class BenchSamplersSettings : CommonSettings
 /// <c>diffuse bench-samplers</c>: measures every sampler, spacing and budget of network evaluations on a trained model
 /// (<see cref="SamplerBenchmark"/>), prints the table, writes bench-samplers.csv, bench-samplers.png and sampler.json
 /// (the best setting per budget, which <c>diffuse sample</c> and <c>diffuse eval</c> then use by default) into the
-/// model folder.
+/// model folder. Table models are scored by the KDE score (<see cref="KdeScoreMetric"/>); image models by the Fréchet
+/// distance on a feature network (<see cref="FrechetDistanceMetric"/>) against the same test images, with the same
+/// class-balanced, guided samples as <c>diffuse eval</c> (<see cref="ImageEvaluationSets"/>), beside its floor.
 /// </summary>
 public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
 {
@@ -135,7 +137,7 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
             int settingsToMeasure = SamplerBenchmark.Settings(model.Schedule, options).Count;
             int referenceSteps = options.ReferenceStepCount(model.Schedule);
             string reference = referenceSteps == T
-                ? $"DDPM and DDIM with all {T} trained timesteps: the reference and the ODE limit"
+                ? $"DDPM and DDIM with all {T} trained timesteps: the reference and the ODE limit{(model.IsImage ? "; --reference-steps N makes them cheaper" : "")}"
                 : $"DDPM and DDIM with {referenceSteps} of the {T} trained timesteps (--reference-steps): the reference and the ODE limit";
             output.WriteLine($"measuring {settingsToMeasure} sampler settings (first {reference}), {options.Count} samples each, seed {settings.Seed}, metric: {metric.Name}");
 
@@ -143,7 +145,7 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
             using (var bar = new ProgressBar("bench", settingsToMeasure, "setting"))
             {
                 result = SamplerBenchmark.Run(model, metric, options, p =>
-                    bar.Report(p.Done, $"{p.Run.Setting.Describe(model.Schedule)}: {Num(p.Run.Quality.Value)}"), cancellationToken);
+                    bar.Report(p.Done, $"{p.Run.Setting.Describe(model.Schedule)}: {Value(p.Run.Quality)}"), cancellationToken);
             }
 
             output.Write(FormatTable(result, model, floor));
