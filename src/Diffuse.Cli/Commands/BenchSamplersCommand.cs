@@ -27,13 +27,28 @@ public sealed class BenchSamplersSettings : CommonSettings
 
     /// <summary>Data.</summary>
     [CommandOption("--data <DATA>")]
-    [Description("The real data to score samples against, as for 'diffuse eval' (default: the data the model was trained on).")]
+    [Description("The real data to score samples against, as for 'diffuse eval' (default: the data the model was trained on; for images its test split).")]
     public string? Data { get; init; }
 
     /// <summary>Count.</summary>
     [CommandOption("--count <N>")]
-    [Description("Samples per setting and real points per metric (default 2000).")]
-    public int Count { get; init; } = 2000;
+    [Description("Samples per setting and real points per metric (default 2000 for tables, 500 for images).")]
+    public int? Count { get; init; }
+
+    /// <summary>Feature network.</summary>
+    [CommandOption("--features <FILE>")]
+    [Description("Images: the feature network of the Fréchet distance, as for 'diffuse eval' (default: the classifier shipped for the model's data set).")]
+    public string? Features { get; init; }
+
+    /// <summary>Guidance.</summary>
+    [CommandOption("--guidance <W>")]
+    [Description("Images, class-conditional models: classifier-free guidance scale of every setting's samples (default 2, as 'diffuse sample').")]
+    public double? Guidance { get; init; }
+
+    /// <summary>Steps of the reference.</summary>
+    [CommandOption("--reference-steps <N>")]
+    [Description("Steps of the reference (DDPM) and of the ODE limit (DDIM), trailing timesteps (default: every trained timestep). Fewer make a cheaper, weaker reference: with images every trained timestep is expensive.")]
+    public int? ReferenceSteps { get; init; }
 
     /// <summary>Seed.</summary>
     [CommandOption("--seed <S>")]
@@ -55,7 +70,9 @@ public sealed class BenchSamplersSettings : CommonSettings
 /// <c>diffuse bench-samplers</c>: measures every sampler, spacing and budget of network evaluations on a trained model
 /// (<see cref="SamplerBenchmark"/>), prints the table, writes bench-samplers.csv, bench-samplers.png and sampler.json
 /// (the best setting per budget, which <c>diffuse sample</c> and <c>diffuse eval</c> then use by default) into the
-/// model folder.
+/// model folder. Table models are scored by the KDE score (<see cref="KdeScoreMetric"/>); image models by the Fréchet
+/// distance on a feature network (<see cref="FrechetDistanceMetric"/>) against the same test images, with the same
+/// class-balanced, guided samples as <c>diffuse eval</c> (<see cref="ImageEvaluationSets"/>), beside its floor.
 /// </summary>
 public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
 {
@@ -69,59 +86,102 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
     public override int Execute(CommandContext context, BenchSamplersSettings settings, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(settings.Model)) throw new DiffuseException("--model is required: the folder of a trained model.");
-        if (settings.Count < 10) throw new DiffuseException($"--count must be at least 10 (got {settings.Count}).");
+        if (settings.Count is < 10) throw new DiffuseException($"--count must be at least 10 (got {settings.Count}).");
+        if (settings.ReferenceSteps is < 1) throw new DiffuseException($"--reference-steps must be at least 1 (got {settings.ReferenceSteps}).");
         var budgets = ParseBudgets(settings.Budgets);
         var samplers = settings.Samplers is null ? Enum.GetValues<SamplerKind>() : SplitList(settings.Samplers, "--samplers").Select(n => SamplerNames.Parse(n, "--samplers")).ToArray();
         var spacings = settings.Spacings is null ? SamplerBenchmarkOptions.DefaultSpacings.ToArray() : SplitList(settings.Spacings, "--spacings").Select(n => SamplerSpacings.Parse(n)).ToArray();
-        new SamplerBenchmarkOptions(budgets, samplers, spacings, settings.Count, settings.Seed).Validate();
-        settings.ApplyThreads();
+        new SamplerBenchmarkOptions(budgets, samplers, spacings, settings.Count ?? 10, settings.Seed, ReferenceSteps: settings.ReferenceSteps ?? 0).Validate();
 
         string folder = settings.Model;
         using var model = DiffusionModel.Load(folder);
+        settings.ApplyThreads(model.IsImage);
         using var scope = NewDisposeScope();
-        string data = settings.Data ?? DefaultData(model);
-        var (train, heldOut, description) = EvalCommand.ResolveData(model, data, settings.Count);
-        // The same count and seed as 'diffuse eval', so every cell can be reproduced with it.
-        int count = (int)Math.Min(settings.Count, Math.Min(train.shape[0], heldOut.shape[0] * 4));
-        var options = new SamplerBenchmarkOptions(budgets, samplers, spacings, count, settings.Seed);
-        var metric = CreateMetric(train, heldOut, settings.Seed);
-        int settingsToMeasure = SamplerBenchmark.Settings(model.Schedule, options).Count;
-
         var output = CliContext.Out;
-        output.WriteLine($"model {folder}: {model.Config.Data.Source}, {model.Config.Step} training steps, T = {model.Schedule.Timesteps}; scoring against {description}");
-        output.WriteLine($"measuring {settingsToMeasure} sampler settings (first DDPM and DDIM with all {model.Schedule.Timesteps} steps: the reference and the ODE limit), {count} samples each, seed {settings.Seed}, metric: {metric.Name}");
-
-        SamplerBenchmarkResult result;
-        using (var bar = new ProgressBar("bench", settingsToMeasure, "setting"))
+        int T = model.Schedule.Timesteps;
+        SamplerBenchmarkOptions options;
+        ISampleQualityMetric metric;
+        ImageEvaluationSets? images = null;
+        QualityMeasurement? floor = null;
+        try
         {
-            result = SamplerBenchmark.Run(model, metric, options, p =>
-                bar.Report(p.Done, $"{p.Run.Setting.Describe(model.Schedule)}: {Num(p.Run.Quality.Value)}"), cancellationToken);
-        }
+            if (model.IsImage)
+            {
+                int requested = settings.Count ?? DefaultImageCount;
+                double guidance = settings.Guidance ?? SampleCommand.DefaultGuidance;
+                if (model.ClassCount == 0 && settings.Guidance is not null)
+                    throw new DiffuseException($"--guidance needs a class-conditional model; {folder} was trained without classes.");
+                images = ImageEvaluationSets.Prepare(model, settings.Data, settings.Features, requested, settings.Seed);
+                options = new SamplerBenchmarkOptions(budgets, samplers, spacings, requested, settings.Seed, images.Labels, guidance, settings.ReferenceSteps ?? 0);
+                var fd = new FrechetDistanceMetric(images.Network, images.Reference.Images);
+                metric = fd;
+                floor = fd.Measure(images.Floor.Images);
+                output.WriteLine($"model {folder}: {model.Config.Data.Source}, {model.Config.Step} training steps, T = {T}; {images.Describe(guidance)}");
+                output.WriteLine($"scoring {requested} images per setting by {fd.Name} ({Path.GetFullPath(images.FeaturesPath)}) against {requested} images of {images.TestWhat}; " +
+                                 $"floor: {requested} images of {images.TrainWhat}{(images.Labels is null ? "" : ", the same classes")}, FD {Fd(floor.Value)}");
+            }
+            else
+            {
+                foreach (var (given, name) in new[] { (settings.Features is not null, "--features"), (settings.Guidance is not null, "--guidance") })
+                    if (given) throw new DiffuseException($"{name} applies to image models; {folder} was trained on a table ({model.Config.Data.Source}).");
+                string data = settings.Data ?? DefaultData(model);
+                int requested = settings.Count ?? DefaultTableCount;
+                var (train, heldOut, description) = EvalCommand.ResolveData(model, data, requested);
+                // The same count and seed as 'diffuse eval', so every cell can be reproduced with it.
+                int count = (int)Math.Min(requested, Math.Min(train.shape[0], heldOut.shape[0] * 4));
+                options = new SamplerBenchmarkOptions(budgets, samplers, spacings, count, settings.Seed, ReferenceSteps: settings.ReferenceSteps ?? 0);
+                metric = new KdeScoreMetric(train, heldOut, (long)settings.Seed);
+                output.WriteLine($"model {folder}: {model.Config.Data.Source}, {model.Config.Step} training steps, T = {T}; scoring against {description}");
+            }
 
-        output.Write(FormatTable(result, model));
-        var record = SamplerRecord.From(result, model.Config.Step);
-        string csv = Path.Combine(folder, CsvFile), png = Path.Combine(folder, PngFile), json = Path.Combine(folder, SamplerRecord.FileName);
-        AtomicFile.WriteAllText(csv, ToCsv(result));
-        SavePlot(png, result, model);
-        record.Save(folder);
-        var chosen = result.Best.First(r => r.Budget == result.DefaultBudget);
-        bool matches = metric.Matches(chosen.Quality, result.Reference.Quality);
-        output.WriteLine(matches
-            ? $"default for 'diffuse sample' and 'eval' without --sampler: budget {result.DefaultBudget}, the smallest whose best setting matches the reference ({MatchRule(metric)})"
-            : $"default for 'diffuse sample' and 'eval' without --sampler: budget {result.DefaultBudget}, the largest (no budget's best setting matched the reference: {MatchRule(metric)})");
-        output.WriteLine($"  {chosen.Setting.Describe(model.Schedule)}; --nfe N takes the best of the largest budget up to N, --sampler overrides");
-        output.WriteLine($"wrote {Path.GetFullPath(csv)}, {Path.GetFullPath(png)} and {Path.GetFullPath(json)}");
-        return 0;
+            int settingsToMeasure = SamplerBenchmark.Settings(model.Schedule, options).Count;
+            int referenceSteps = options.ReferenceStepCount(model.Schedule);
+            string reference = referenceSteps == T
+                ? $"DDPM and DDIM with all {T} trained timesteps: the reference and the ODE limit{(model.IsImage ? "; --reference-steps N makes them cheaper" : "")}"
+                : $"DDPM and DDIM with {referenceSteps} of the {T} trained timesteps (--reference-steps): the reference and the ODE limit";
+            output.WriteLine($"measuring {settingsToMeasure} sampler settings (first {reference}), {options.Count} samples each, seed {settings.Seed}, metric: {metric.Name}");
+
+            SamplerBenchmarkResult result;
+            using (var bar = new ProgressBar("bench", settingsToMeasure, "setting"))
+            {
+                result = SamplerBenchmark.Run(model, metric, options, p =>
+                    bar.Report(p.Done, $"{p.Run.Setting.Describe(model.Schedule)}: {Value(p.Run.Quality)}"), cancellationToken);
+            }
+
+            output.Write(FormatTable(result, model, floor));
+            var record = SamplerRecord.From(result, model.Config.Step);
+            string csv = Path.Combine(folder, CsvFile), png = Path.Combine(folder, PngFile), json = Path.Combine(folder, SamplerRecord.FileName);
+            AtomicFile.WriteAllText(csv, ToCsv(result, floor));
+            SavePlot(png, result, model);
+            record.Save(folder);
+            var chosen = result.Best.First(r => r.Budget == result.DefaultBudget);
+            bool matches = metric.Matches(chosen.Quality, result.Reference.Quality);
+            output.WriteLine(matches
+                ? $"default for 'diffuse sample' and 'eval' without --sampler: budget {result.DefaultBudget}, the smallest whose best setting matches the reference ({MatchRule(metric)})"
+                : $"default for 'diffuse sample' and 'eval' without --sampler: budget {result.DefaultBudget}, the largest (no budget's best setting matched the reference: {MatchRule(metric)})");
+            output.WriteLine($"  {chosen.Setting.Describe(model.Schedule)}; --nfe N takes the best of the largest budget up to N, --sampler overrides");
+            output.WriteLine($"wrote {Path.GetFullPath(csv)}, {Path.GetFullPath(png)} and {Path.GetFullPath(json)}");
+            return 0;
+        }
+        finally
+        {
+            images?.Dispose();
+        }
     }
 
-    /// <summary>
-    /// The quality metric for this model's data: the KDE score for tabular and 2-D models (the only kind so far). An
-    /// image model would get a Fréchet distance on features here (see <see cref="ISampleQualityMetric"/>).
-    /// </summary>
-    private static ISampleQualityMetric CreateMetric(Tensor train, Tensor heldOut, ulong seed) => new KdeScoreMetric(train, heldOut, (long)seed);
+    /// <summary>Samples per setting for a table model when --count is not given.</summary>
+    public const int DefaultTableCount = 2000;
+
+    /// <summary>Images per setting for an image model when --count is not given (every setting draws this many).</summary>
+    public const int DefaultImageCount = 500;
 
     private static string MatchRule(ISampleQualityMetric metric) =>
-        metric is KdeScoreMetric ? $"a KDE score at most {Num(KdeScoreMetric.Tolerance, 2)} nats below it" : "within the metric's tolerance";
+        metric switch
+        {
+            KdeScoreMetric => $"a KDE score at most {Num(KdeScoreMetric.Tolerance, 2)} nats below it",
+            FrechetDistanceMetric => $"an FD at most {FrechetDistanceMetric.Tolerance * 100:0}% above it",
+            _ => "within the metric's tolerance",
+        };
 
     /// <summary>The data the model was trained on, when it can be found again.</summary>
     private static string DefaultData(DiffusionModel model)
@@ -157,15 +217,35 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
     private static string Seconds(double seconds) =>
         seconds.ToString(seconds < 10 ? "0.00" : "0.0", CultureInfo.InvariantCulture) + " s";
 
-    /// <summary>The table: one row per sampler and spacing, one column per budget; then the reference and the best per budget.</summary>
-    internal static string FormatTable(SamplerBenchmarkResult result, DiffusionModel model)
+    private static string Fd(double value) => double.IsNaN(value) ? "n/a" : value.ToString("G4", CultureInfo.InvariantCulture);
+
+    /// <summary>A measurement: "value ± s.e.", or the value to four significant digits when the metric has no standard error (FD).</summary>
+    private static string Value(QualityMeasurement q) => double.IsNaN(q.StdError) ? Fd(q.Value) : $"{Num(q.Value)} ± {Num(q.StdError)}";
+
+    /// <summary>
+    /// The table: one row per sampler and spacing, one column per budget; then the reference, the ODE limit, the floor
+    /// (images) and the best per budget. For a lower-is-better metric (FD) every value is also given relative to the
+    /// reference's.
+    /// </summary>
+    /// <param name="result">The benchmark.</param>
+    /// <param name="model">The model (for the settings' descriptions).</param>
+    /// <param name="floor">The metric of real images (as many as samples) against the reference set, when measured (images).</param>
+    internal static string FormatTable(SamplerBenchmarkResult result, DiffusionModel model, QualityMeasurement? floor = null)
     {
         var budgets = result.Options.Budgets.Order().ToArray();
         var rows = result.Runs.GroupBy(r => (r.Setting.Kind, r.Setting.Spacing)).ToList();
         const int cellWidth = 30;
+        var reference = result.Reference;
+        double referenceValue = reference.Quality.Value;
+        bool relative = !result.HigherIsBetter && referenceValue > 0;
+        string Relative(double value) => relative && double.IsFinite(value)
+            ? (value / referenceValue).ToString(value / referenceValue < 0.1 ? "G2" : "0.00", CultureInfo.InvariantCulture) + "×"
+            : "";
         var sb = new StringBuilder();
         sb.AppendLine();
-        sb.AppendLine($"{result.MetricName} ({result.MetricUnit}, {(result.HigherIsBetter ? "higher" : "lower")} is better) ± s.e., and seconds for {result.Options.Count} samples; * marks the best of a budget, (n) fewer evaluations than the budget");
+        string measured = result.Runs.Any(r => !double.IsNaN(r.Quality.StdError)) ? " ± s.e." : "";
+        string ratio = relative ? " and its ratio to the reference's (×)" : "";
+        sb.AppendLine($"{result.MetricName} ({result.MetricUnit}, {(result.HigherIsBetter ? "higher" : "lower")} is better){measured}{ratio}, and seconds for {result.Options.Count} samples; * marks the best of a budget, (n) fewer evaluations than the budget");
         sb.Append($"{"sampler",-16}{"spacing",-10}");
         foreach (int b in budgets) sb.Append($"{b + " NFE",cellWidth}");
         sb.AppendLine();
@@ -178,36 +258,45 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
                 if (run is null) { sb.Append(new string(' ', cellWidth)); continue; }
                 bool best = result.Best.Any(x => x.Budget == b && x.Setting == run.Setting);
                 string cost = run.FunctionEvaluations < b ? $"({run.FunctionEvaluations})" : "";
-                string cell = $"{(best ? "*" : "")}{cost} {Num(run.Quality.Value)} ± {Num(run.Quality.StdError)} {run.Seconds.ToString("0.00", CultureInfo.InvariantCulture)}s";
+                string times = Relative(run.Quality.Value);
+                string cell = $"{(best ? "*" : "")}{cost} {Value(run.Quality)}{(times == "" ? "" : " " + times)} {run.Seconds.ToString("0.00", CultureInfo.InvariantCulture)}s";
                 sb.Append("  " + cell.PadLeft(cellWidth - 2));
             }
             sb.AppendLine();
         }
-        var reference = result.Reference;
-        double Gap(double value) => result.HigherIsBetter ? reference.Quality.Value - value : value - reference.Quality.Value;
-        sb.AppendLine($"reference: {reference.Setting.Describe(model.Schedule)} ({reference.FunctionEvaluations} NFE): {Num(reference.Quality.Value)} ± {Num(reference.Quality.StdError)}, {Seconds(reference.Seconds)}");
+        double Gap(double value) => result.HigherIsBetter ? referenceValue - value : value - referenceValue;
+        string Worse(double value) => relative
+            ? $"{Relative(value)} the reference's {result.MetricName}"
+            : $"{Num(Gap(value))} worse than the reference";
+        sb.AppendLine($"reference: {reference.Setting.Describe(model.Schedule)} ({reference.FunctionEvaluations} NFE): {Value(reference.Quality)}, {Seconds(reference.Seconds)}");
         var ode = result.OdeLimit;
-        sb.AppendLine($"ODE limit: {ode.Setting.Describe(model.Schedule)} ({ode.FunctionEvaluations} NFE): {Num(ode.Quality.Value)} ± {Num(ode.Quality.StdError)}, {Seconds(ode.Seconds)} " +
-                      $"({Num(Gap(ode.Quality.Value))} worse than the reference: the deterministic samplers converge to it)");
+        sb.AppendLine($"ODE limit: {ode.Setting.Describe(model.Schedule)} ({ode.FunctionEvaluations} NFE): {Value(ode.Quality)}, {Seconds(ode.Seconds)} " +
+                      $"({Worse(ode.Quality.Value)}: the deterministic samplers converge to it)");
+        if (floor is not null)
+            sb.AppendLine($"floor: {result.Options.Count} real training images vs the same reference set: {Value(floor)}" +
+                          $"{(relative ? $" ({Relative(floor.Value)} the reference's)" : "")}; the {result.MetricName} of a perfect sampler at this count, so differences below about it are noise");
         sb.AppendLine($"best per budget (recorded in {SamplerRecord.FileName}):");
         foreach (var best in result.Best)
         {
-            sb.AppendLine($"  {best.Budget,4} NFE: {best.Setting.Describe(model.Schedule),-36} {Num(best.Quality.Value)} ± {Num(best.Quality.StdError)}  ({Num(Gap(best.Quality.Value))} worse than the reference), {Seconds(best.Seconds)}");
+            sb.AppendLine($"  {best.Budget,4} NFE: {best.Setting.Describe(model.Schedule),-36} {Value(best.Quality)}  ({Worse(best.Quality.Value)}), {Seconds(best.Seconds)}");
         }
         return sb.ToString();
     }
 
-    /// <summary>bench-samplers.csv: the reference, the ODE limit, then every cell, with the metric's details.</summary>
-    internal static string ToCsv(SamplerBenchmarkResult result)
+    /// <summary>
+    /// bench-samplers.csv: the reference, the ODE limit, then every cell, with the metric's details; then, when measured
+    /// (images), the floor (real images against the reference set) with an empty sampler.
+    /// </summary>
+    internal static string ToCsv(SamplerBenchmarkResult result, QualityMeasurement? floor = null)
     {
         var c = CultureInfo.InvariantCulture;
         var details = result.Reference.Quality.Details.Select(d => d.Key)
             .Concat(result.Runs.SelectMany(r => r.Quality.Details.Select(d => d.Key))).Distinct().ToArray();
         var sb = new StringBuilder();
         sb.AppendLine("role,sampler,spacing,budget,steps,nfe,score,std_error,seconds,best" + string.Concat(details.Select(d => "," + d)));
+        string Value(double v) => double.IsNaN(v) ? "" : v.ToString("R", c);
         string Line(string role, SamplerRun r, bool best)
         {
-            string Value(double v) => double.IsNaN(v) ? "" : v.ToString("R", c);
             var detail = details.Select(d => r.Quality.Details.FirstOrDefault(x => x.Key == d) is { Key: not null } kv ? Value(kv.Value) : "");
             return $"{role},{SamplerNames.Name(r.Setting.Kind)},{SamplerSpacings.Name(r.Setting.Spacing)},{r.Budget},{r.Setting.Steps},{r.FunctionEvaluations}," +
                    $"{Value(r.Quality.Value)},{Value(r.Quality.StdError)},{r.Seconds.ToString("0.000", c)},{(best ? 1 : 0)}" + string.Concat(detail.Select(d => "," + d));
@@ -216,6 +305,8 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
         sb.AppendLine(Line("ode-limit", result.OdeLimit, false));
         foreach (var run in result.Runs)
             sb.AppendLine(Line("grid", run, result.Best.Any(b => b.Budget == run.Budget && b.Setting == run.Setting)));
+        if (floor is not null)
+            sb.AppendLine($"floor,,,,,,{Value(floor.Value)},{Value(floor.StdError)},,0" + string.Concat(details.Select(_ => ",")));
         return sb.ToString();
     }
 
@@ -253,8 +344,8 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
                         runs.Select(r => (double)r.FunctionEvaluations).ToArray(), runs.Select(r => Plotted(r.Quality.Value)).ToArray()));
                 }
                 double ode = Plotted(result.OdeLimit.Quality.Value);
-                series.Add(new LineSeries($"ODE limit: ddim, {model.Schedule.Timesteps} steps", new[] { xs.Min(), xs.Max() }, new[] { ode, ode }));
-                string title = $"{SamplerSpacings.Name(spacing)}: {result.MetricName} gap to {model.Schedule.Timesteps}-step DDPM (lower is better)";
+                series.Add(new LineSeries($"ODE limit: ddim, {result.OdeLimit.Setting.Steps} steps", new[] { xs.Min(), xs.Max() }, new[] { ode, ode }));
+                string title = $"{SamplerSpacings.Name(spacing)}: {result.MetricName} gap to {result.Reference.Setting.Steps}-step DDPM (lower is better)";
                 string low = floor.ToString("G3", CultureInfo.InvariantCulture), high = top.ToString("G3", CultureInfo.InvariantCulture);
                 string xLabel = clipped ? $"NFE per sample; gaps outside {low} to {high} drawn at the limit" : $"NFE per sample; gaps below {low} drawn at it";
                 charts.Add(Figures.RenderLineChart(title, series, xLabel, $"gap ({result.MetricUnit})", logY: true));

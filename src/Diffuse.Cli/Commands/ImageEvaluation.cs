@@ -31,8 +31,8 @@ public static class ImageEvaluation
     public const int MemorizationPairs = 16;
 
     // Streams of SeededNoise.Permutation for the three real subsets, so that each is its own seeded draw.
-    private const ulong ReferenceStream = 0x72656665; // "refe"
-    private const ulong FloorStream = 0x666C6F6F;     // "floo"
+    internal const ulong ReferenceStream = 0x72656665; // "refe"
+    internal const ulong FloorStream = 0x666C6F6F;     // "floo"
     private const ulong NllStream = 0x6E6C6C73;       // "nlls"
 
     /// <summary>Runs the evaluation and prints it; returns the exit code.</summary>
@@ -48,31 +48,15 @@ public static class ImageEvaluation
         if (settings.NllCount is < 2) throw new DiffuseException($"--nll-count must be at least 2 (got {settings.NllCount}).");
         if (settings.Memorization is { } picture && !picture.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             throw new DiffuseException($"--memorization writes a picture: give a .png file (got '{picture}').");
-        if (settings.Features is { } features && !File.Exists(features))
-            throw new DiffuseException($"--features file '{features}' does not exist: check the path, or leave --features out to use the classifier shipped for the data set.");
         int count = settings.Count ?? DefaultCount;
         double guidance = settings.Guidance ?? SampleCommand.DefaultGuidance;
-
-        var (train, test, own, trainWhat, testWhat) = LoadData(model, settings.Data);
-        using var trainSet = train;
-        using var testSet = test;
-        if (classes > 0)
-            foreach (var (set, split) in new[] { (train, "training"), (test, "test") })
-                if (set.Labels is null || set.ClassNames.Length != classes)
-                    throw new DiffuseException($"the model is conditioned on {classes} classes but the {split} images ({(split == "test" ? testWhat : trainWhat)}) have {(set.Labels is null ? "no labels" : $"{set.ClassNames.Length} classes")}: give --data the labelled data the model was trained on.");
-
-        long[]? labels = classes > 0 ? Enumerable.Range(0, count).Select(i => (long)(i % classes)).ToArray() : null;
-        string featuresPath = settings.Features ?? DefaultFeatures(own);
-        using var network = FeatureNetworks.Load(featuresPath);
+        using var sets = ImageEvaluationSets.Prepare(model, settings.Data, settings.Features, count, settings.Seed);
+        var (train, test, reference, floor, labels, network) = (sets.Train, sets.Test, sets.Reference, sets.Floor, sets.Labels, sets.Network);
         var (options, samplerDescription) = settings.ResolveSampler(model, folder, imageDefault: true);
-
-        using var reference = Choose(test, labels, count, settings.Seed, ReferenceStream, testWhat, "--count");
-        using var floor = Choose(train, labels, count, settings.Seed, FloorStream, trainWhat, "--count");
         bool accuracy = labels is not null && network.ClassCount == classes;
-        string what = labels is null ? "unconditional" : $"{classes} classes in turn (sample i has class i % {classes}), guidance {guidance.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)}";
-        CliContext.Out.WriteLine($"model {settings.Model}: {model.Config.Data.Source}, {model.Config.Step} steps; {what}");
-        CliContext.Out.WriteLine($"reference: {count} images of {testWhat}; floor: {count} images of {trainWhat}{(labels is null ? "" : ", the same classes")}");
-        CliContext.Out.WriteLine($"features: {network.Name} ({Path.GetFullPath(featuresPath)})");
+        CliContext.Out.WriteLine($"model {settings.Model}: {model.Config.Data.Source}, {model.Config.Step} steps; {sets.Describe(guidance)}");
+        CliContext.Out.WriteLine($"reference: {count} images of {sets.TestWhat}; floor: {count} images of {sets.TrainWhat}{(labels is null ? "" : ", the same classes")}");
+        CliContext.Out.WriteLine($"features: {network.Name} ({Path.GetFullPath(sets.FeaturesPath)})");
         if (labels is not null && !accuracy)
             CliContext.Out.WriteLine($"note: {network.Name} knows {network.ClassCount} classes, the model {classes}: no class accuracy.");
         CliContext.Out.WriteLine($"sampler: {samplerDescription}; {count} samples");
@@ -92,7 +76,7 @@ public static class ImageEvaluation
             CliContext.Out.WriteLine($"wrote the report to {Path.GetFullPath(json)}");
         }
         if (settings.Memorization is { } memorization) CheckMemorization(pixels, train, reference, memorization, cancellationToken);
-        if (settings.Nll) Likelihood(model, test, settings, testWhat, boundVariance, odeOptions, cancellationToken);
+        if (settings.Nll) Likelihood(model, test, settings, sets.TestWhat, boundVariance, odeOptions, cancellationToken);
         return 0;
     }
 
@@ -165,7 +149,7 @@ public static class ImageEvaluation
     }
 
     /// <summary>The classifier shipped for <paramref name="data"/> (models/classifiers/&lt;name&gt;.safetensors next to the program).</summary>
-    private static string DefaultFeatures(string data)
+    internal static string DefaultFeatures(string data)
     {
         string? path = NpmDatasets.IsKnown(data) ? Path.Combine(ModelFolders.ShippedRoot, "classifiers", data.ToLowerInvariant() + ".safetensors") : null;
         if (path is not null && File.Exists(path)) return path;
@@ -265,4 +249,102 @@ public static class ImageEvaluation
     }
 
     private static string Bits(double natsPerDim, int digits = 3) => Parse.F(natsPerDim / Math.Log(2), digits);
+}
+
+/// <summary>
+/// What an image evaluation compares, shared by <c>diffuse eval</c> and <c>diffuse bench-samplers</c>: the training and
+/// test images (<see cref="ImageEvaluation.LoadData"/>), the class of each generated image (i % K for a
+/// class-conditional model), the reference (N test images) and the floor (N training images of the same classes), both
+/// seeded subsets (<see cref="ImageEvaluation.Choose"/>), and the feature network (--features, or the classifier
+/// shipped for the model's data). Disposing it disposes all of them.
+/// </summary>
+public sealed class ImageEvaluationSets : IDisposable
+{
+    private ImageEvaluationSets(ImageDataset train, ImageDataset test, string trainWhat, string testWhat, int classes)
+    {
+        Train = train;
+        Test = test;
+        TrainWhat = trainWhat;
+        TestWhat = testWhat;
+        ClassCount = classes;
+    }
+
+    /// <summary>The model's training images.</summary>
+    public ImageDataset Train { get; }
+
+    /// <summary>The held-out images (the test split).</summary>
+    public ImageDataset Test { get; }
+
+    /// <summary>How to call <see cref="Train"/> in messages.</summary>
+    public string TrainWhat { get; }
+
+    /// <summary>How to call <see cref="Test"/> in messages.</summary>
+    public string TestWhat { get; }
+
+    /// <summary>The model's class count (0 for an unconditional model).</summary>
+    public int ClassCount { get; }
+
+    /// <summary>The class of each generated image (i % K), or null for an unconditional model.</summary>
+    public long[]? Labels { get; private set; }
+
+    /// <summary>The file of <see cref="Network"/>.</summary>
+    public string FeaturesPath { get; private set; } = "";
+
+    /// <summary>The feature network of the metrics.</summary>
+    public IImageFeatureNetwork Network { get; private set; } = null!;
+
+    /// <summary>N test images with the generated images' class mix: what every metric measures against.</summary>
+    public ImageDataset Reference { get; private set; } = null!;
+
+    /// <summary>N training images with the same class mix, disjoint from the reference: the metrics' noise floor.</summary>
+    public ImageDataset Floor { get; private set; } = null!;
+
+    /// <summary>
+    /// Loads the sets for <paramref name="count"/> generated images of <paramref name="model"/>: <paramref name="data"/>
+    /// as for eval's --data (null for the model's own data), <paramref name="features"/> as for --features (null for
+    /// the shipped classifier), subsets seeded by <paramref name="seed"/>. Throws a <see cref="DiffuseException"/> when
+    /// the features file is missing, the data does not fit the model, or there are too few images for
+    /// <paramref name="count"/>.
+    /// </summary>
+    public static ImageEvaluationSets Prepare(DiffusionModel model, string? data, string? features, int count, ulong seed)
+    {
+        if (features is not null && !File.Exists(features))
+            throw new DiffuseException($"--features file '{features}' does not exist: check the path, or leave --features out to use the classifier shipped for the data set.");
+        int classes = model.ClassCount;
+        var (train, test, own, trainWhat, testWhat) = ImageEvaluation.LoadData(model, data);
+        var sets = new ImageEvaluationSets(train, test, trainWhat, testWhat, classes);
+        try
+        {
+            if (classes > 0)
+                foreach (var (set, split) in new[] { (train, "training"), (test, "test") })
+                    if (set.Labels is null || set.ClassNames.Length != classes)
+                        throw new DiffuseException($"the model is conditioned on {classes} classes but the {split} images ({(split == "test" ? testWhat : trainWhat)}) have {(set.Labels is null ? "no labels" : $"{set.ClassNames.Length} classes")}: give --data the labelled data the model was trained on.");
+            sets.Labels = classes > 0 ? Enumerable.Range(0, count).Select(i => (long)(i % classes)).ToArray() : null;
+            sets.FeaturesPath = features ?? ImageEvaluation.DefaultFeatures(own);
+            sets.Network = FeatureNetworks.Load(sets.FeaturesPath);
+            sets.Reference = ImageEvaluation.Choose(test, sets.Labels, count, seed, ImageEvaluation.ReferenceStream, testWhat, "--count");
+            sets.Floor = ImageEvaluation.Choose(train, sets.Labels, count, seed, ImageEvaluation.FloorStream, trainWhat, "--count");
+            return sets;
+        }
+        catch
+        {
+            sets.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>What the generated images are: "unconditional", or the classes in turn with the guidance scale.</summary>
+    public string Describe(double guidance) => Labels is null
+        ? "unconditional"
+        : $"{ClassCount} classes in turn (sample i has class i % {ClassCount}), guidance {guidance.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)}";
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Floor?.Dispose();
+        Reference?.Dispose();
+        Network?.Dispose();
+        Test.Dispose();
+        Train.Dispose();
+    }
 }

@@ -11,10 +11,8 @@ public sealed record QualityMeasurement(double Value, double StdError, IReadOnly
 /// <summary>
 /// A sample-quality metric that ranks sampler settings in <see cref="Sampling.SamplerBenchmark"/>: it measures a set of
 /// generated samples against fixed real data chosen when the metric is made. <see cref="KdeScoreMetric"/> is the metric
-/// of tabular and 2-D models. For image models, a Fréchet distance on the features of a fixed network
-/// (<see cref="FeatureMetrics.FrechetDistance(Tensor, Tensor)"/>) plugs in here: its <see cref="Measure"/> extracts the
-/// generated images' features and compares their Gaussian fit with the real images' (fitted once), with
-/// <see cref="HigherIsBetter"/> false and <see cref="Matches"/> a relative tolerance (e.g. within 10% of the reference).
+/// of tabular and 2-D models (higher is better); <see cref="FrechetDistanceMetric"/> that of image models, the Fréchet
+/// distance on the features of a fixed network (lower is better, <see cref="Matches"/> within 10% of the reference).
 /// </summary>
 public interface ISampleQualityMetric
 {

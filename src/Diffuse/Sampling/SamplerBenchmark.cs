@@ -13,8 +13,18 @@ namespace Diffuse.Sampling;
 /// </param>
 /// <param name="Count">Samples per setting (≥ 2).</param>
 /// <param name="Seed">Sampling seed: every setting draws samples 0 … Count − 1 of this seed, so all start from the same noise.</param>
+/// <param name="Classes">
+/// For a class-conditional model, the class of each sample (Count labels, e.g. i % K for sample i); null samples
+/// unconditionally.
+/// </param>
+/// <param name="Guidance">Classifier-free guidance scale of the conditional samples (see <see cref="DiffusionModel.Sample"/>).</param>
+/// <param name="ReferenceSteps">
+/// Steps of the reference (DDPM) and of the ODE limit (DDIM), trailing timesteps; 0 (the default) for every trained
+/// timestep. Fewer steps make a cheaper but weaker reference, for image models where every timestep is expensive.
+/// </param>
 public sealed record SamplerBenchmarkOptions(
-    IReadOnlyList<int> Budgets, IReadOnlyList<SamplerKind> Samplers, IReadOnlyList<SamplerSpacing> Spacings, int Count, ulong Seed = 0)
+    IReadOnlyList<int> Budgets, IReadOnlyList<SamplerKind> Samplers, IReadOnlyList<SamplerSpacing> Spacings, int Count, ulong Seed = 0,
+    IReadOnlyList<long>? Classes = null, double Guidance = 1.0, int ReferenceSteps = 0)
 {
     /// <summary>The default budgets: 5, 10, 20, 50 and 100 evaluations.</summary>
     public static IReadOnlyList<int> DefaultBudgets { get; } = new[] { 5, 10, 20, 50, 100 };
@@ -34,7 +44,13 @@ public sealed record SamplerBenchmarkOptions(
         if (!Samplers.Any(k => Spacings.Any(s => SamplerSpacings.Fits(k, s))))
             throw new DiffuseException("ddpm and ddim step on trained timesteps: with only karras or logsnr in --spacings, add a σ-space sampler or the trailing spacing.");
         if (Count < 2) throw new DiffuseException($"--count must be at least 2 (got {Count}).");
+        if (Classes is not null && Classes.Count != Count) throw new DiffuseException($"{Classes.Count} class labels were given for {Count} samples per setting.");
+        if (double.IsNaN(Guidance) || Guidance < 0) throw new DiffuseException($"--guidance must be zero or positive (got {Guidance}).");
+        if (ReferenceSteps < 0) throw new DiffuseException($"--reference-steps must be at least 1 (got {ReferenceSteps}).");
     }
+
+    /// <summary>The steps of the reference and the ODE limit: <see cref="ReferenceSteps"/>, at most the trained timesteps, or all of them.</summary>
+    public int ReferenceStepCount(NoiseSchedule schedule) => ReferenceSteps > 0 ? Math.Min(ReferenceSteps, schedule.Timesteps) : schedule.Timesteps;
 }
 
 /// <summary>One measured cell of the benchmark.</summary>
@@ -56,9 +72,12 @@ public sealed record SamplerBenchmarkProgress(int Done, int Total, SamplerRun Ru
 /// <param name="MetricUnit">The metric's unit.</param>
 /// <param name="HigherIsBetter">The metric's direction.</param>
 /// <param name="Options">What was measured.</param>
-/// <param name="Reference">DDPM with every trained timestep: what the other settings are measured against.</param>
+/// <param name="Reference">
+/// DDPM with every trained timestep (or <see cref="SamplerBenchmarkOptions.ReferenceSteps"/>): what the other settings
+/// are measured against.
+/// </param>
 /// <param name="OdeLimit">
-/// DDIM (η = 0) with every trained timestep: the probability-flow ODE solved finely, the limit that every deterministic
+/// DDIM (η = 0) with every trained timestep (or as many steps as the reference): the probability-flow ODE solved finely, the limit that every deterministic
 /// sampler (ddim, euler, heun, dpm++2m, dpm++3m, unipc) approaches as its steps grow. Where it falls short of the
 /// reference, the model's ODE and its reverse SDE differ and only the stochastic samplers can close the gap.
 /// </param>
@@ -82,18 +101,20 @@ public sealed record SamplerBenchmarkResult(
 /// </summary>
 public static class SamplerBenchmark
 {
-    /// <summary>The reference setting: DDPM ancestral sampling over every trained timestep.</summary>
-    public static SamplerSetting ReferenceSetting(NoiseSchedule schedule) => new(SamplerKind.Ddpm, SamplerSpacing.Trailing, schedule.Timesteps);
+    /// <summary>The reference setting: DDPM ancestral sampling over every trained timestep, or <paramref name="steps"/> trailing ones (0 for all).</summary>
+    public static SamplerSetting ReferenceSetting(NoiseSchedule schedule, int steps = 0) =>
+        new(SamplerKind.Ddpm, SamplerSpacing.Trailing, steps > 0 ? Math.Min(steps, schedule.Timesteps) : schedule.Timesteps);
 
-    /// <summary>DDIM with η = 0 over every trained timestep: the probability-flow ODE solved finely.</summary>
-    public static SamplerSetting OdeLimitSetting(NoiseSchedule schedule) => new(SamplerKind.Ddim, SamplerSpacing.Trailing, schedule.Timesteps);
+    /// <summary>DDIM with η = 0 over every trained timestep (or <paramref name="steps"/> trailing ones): the probability-flow ODE solved finely.</summary>
+    public static SamplerSetting OdeLimitSetting(NoiseSchedule schedule, int steps = 0) =>
+        new(SamplerKind.Ddim, SamplerSpacing.Trailing, steps > 0 ? Math.Min(steps, schedule.Timesteps) : schedule.Timesteps);
 
     /// <summary>
     /// The distinct settings <see cref="Run"/> measures, in order: the reference, the ODE limit, then each setting of
     /// <see cref="Plan"/> once.
     /// </summary>
     public static IReadOnlyList<SamplerSetting> Settings(NoiseSchedule schedule, SamplerBenchmarkOptions options) =>
-        new[] { ReferenceSetting(schedule), OdeLimitSetting(schedule) }.Concat(Plan(schedule, options).Select(c => c.Setting)).Distinct().ToList();
+        new[] { ReferenceSetting(schedule, options.ReferenceSteps), OdeLimitSetting(schedule, options.ReferenceSteps) }.Concat(Plan(schedule, options).Select(c => c.Setting)).Distinct().ToList();
 
     /// <summary>
     /// The cells of the grid in report order (sampler, spacing, budget ascending): for every sampler and every spacing it
@@ -127,7 +148,8 @@ public static class SamplerBenchmark
             cancellationToken.ThrowIfCancellationRequested();
             var samplerOptions = setting.ToOptions();
             var clock = Stopwatch.StartNew();
-            using var samples = model.Sample(options.Count, options.Seed, samplerOptions, _ => cancellationToken.ThrowIfCancellationRequested());
+            using var samples = model.Sample(options.Count, options.Seed, samplerOptions, _ => cancellationToken.ThrowIfCancellationRequested(),
+                classes: options.Classes, guidance: options.Guidance);
             double seconds = clock.Elapsed.TotalSeconds;
             bool finite;
             using (var check = samples.isfinite().all()) finite = check.item<bool>();
@@ -138,8 +160,9 @@ public static class SamplerBenchmark
             return run;
         }
 
-        var reference = Measure(ReferenceSetting(schedule), schedule.Timesteps);
-        var odeLimit = Measure(OdeLimitSetting(schedule), schedule.Timesteps);
+        int referenceSteps = options.ReferenceStepCount(schedule);
+        var reference = Measure(ReferenceSetting(schedule, referenceSteps), referenceSteps);
+        var odeLimit = Measure(OdeLimitSetting(schedule, referenceSteps), referenceSteps);
         var runs = new List<SamplerRun>();
         foreach (var (setting, budget) in plan)
         {

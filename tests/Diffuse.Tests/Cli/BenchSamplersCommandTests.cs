@@ -1,4 +1,6 @@
 using static Diffuse.Tests.Cli.Cli;
+using System.Globalization;
+using System.Text.RegularExpressions;
 using System.Text.Json.Nodes;
 using Diffuse.Cli;
 using Diffuse.Sampling;
@@ -159,5 +161,80 @@ public class SamplerSettingTests
         Assert.Equal(TimestepSpacing.Linspace, ddim.Spacing);
         Assert.Equal(SamplerSpacing.Linspace, SamplerSpacings.Of(ddim));
         Assert.Throws<DiffuseException>(() => new SamplerSetting(SamplerKind.Ddpm, SamplerSpacing.Karras, 4).ToOptions());
+    }
+}
+
+/// <summary>bench-samplers on the tiny class-conditional image model of <see cref="TinyImageModel"/> (its own instance: the benchmark writes sampler.json into it).</summary>
+public class ImageBenchSamplersCommandTests(TinyImageModel tiny) : IClassFixture<TinyImageModel>
+{
+    [Fact]
+    public void ImageBenchmarkRanksSettingsByFdBesideTheFloorAndSampleUsesTheRecord()
+    {
+        var bench = Run("bench-samplers", "--model", tiny.Model, "--features", tiny.Features, "--budgets", "2,4", "--samplers", "ddim,dpm++2m",
+            "--count", "20", "--reference-steps", "10", "--threads", "1");
+        Assert.True(bench.Code == 0, bench.Err);
+        Assert.Contains("2 classes in turn (sample i has class i % 2), guidance 2", bench.Out);
+        Assert.Contains($"against 20 images of the test split of {tiny.Data}", bench.Out);
+        Assert.Contains("DDPM and DDIM with 10 of the 50 trained timesteps (--reference-steps)", bench.Out);
+        Assert.Contains("FD (Diffuse tiny features) (squared feature units, lower is better) and its ratio to the reference's (×)", bench.Out);
+        Assert.Contains("reference: ddpm, trailing, 10 steps (10 NFE)", bench.Out);
+        Assert.Contains("ODE limit: ddim, trailing, 10 steps (10 NFE)", bench.Out);
+        Assert.Contains("floor: 20 real training images vs the same reference set: ", bench.Out);
+        Assert.Contains("the reference's FD (Diffuse tiny features)", bench.Out);
+        Assert.Contains("an FD at most 10% above it", bench.Out);
+
+        // The CSV: reference, ODE limit, 2 budgets × (ddim trailing + dpm++2m on three spacings) = 8 cells, and the floor.
+        var lines = File.ReadAllLines(Path.Combine(tiny.Model, "bench-samplers.csv"));
+        Assert.StartsWith("reference,ddpm,trailing,10,10,10,", lines[1]);
+        Assert.Equal(1 + 2 + 8 + 1, lines.Length);
+        Assert.StartsWith("floor,,,,,,", lines[^1]);
+        double Score(string line) => double.Parse(line.Split(',')[6], CultureInfo.InvariantCulture);
+        double floor = Score(lines[^1]);
+        Assert.True(floor > 0 && double.IsFinite(floor), lines[^1]);
+
+        // sampler.json: the lowest FD of each budget is the best.
+        var record = SamplerRecord.Load(tiny.Model)!;
+        Assert.Equal("FD (Diffuse tiny features)", record.Metric);
+        Assert.False(record.HigherIsBetter);
+        Assert.Equal(10, record.Reference.Steps);
+        Assert.Equal(new[] { 2, 4 }, record.Best.Select(e => e.Budget));
+        foreach (var best in record.Best)
+        {
+            var cells = lines.Where(l => l.StartsWith("grid,", StringComparison.Ordinal) && l.Split(',')[3] == best.Budget.ToString(CultureInfo.InvariantCulture));
+            Assert.Equal(cells.Min(Score), best.Score);
+        }
+
+        // The cell of ddim with 2 steps is what eval prints for that sampler (same images, reference and floor).
+        var ddim = lines.Single(l => l.StartsWith("grid,ddim,trailing,2,", StringComparison.Ordinal));
+        var eval = Run("eval", "--model", tiny.Model, "--features", tiny.Features, "--count", "20", "--sampler", "ddim", "--steps", "2", "--threads", "1");
+        Assert.True(eval.Code == 0, eval.Err);
+        var fd = Regex.Match(eval.Out, @"FD \(Diffuse tiny features\)\s+(\S+)\s+(\S+)");
+        Assert.True(fd.Success, eval.Out);
+        Assert.Equal(Score(ddim).ToString("G4", CultureInfo.InvariantCulture), fd.Groups[1].Value);
+        Assert.Equal(floor.ToString("G4", CultureInfo.InvariantCulture), fd.Groups[2].Value);
+
+        // sample (and eval) without a sampler option use the recorded best of the default budget.
+        var chosen = record.Choose(null);
+        var sample = Run("sample", "--model", tiny.Model, "--count", "4", "--out", Path.Combine(tiny.Folder, "grid.png"), "--threads", "1");
+        Assert.True(sample.Code == 0, sample.Err);
+        Assert.Contains($"sampler: {chosen.Sampler}, {chosen.Spacing}, {chosen.Steps} step{(chosen.Steps == 1 ? "" : "s")} (from bench-samplers, budget {record.DefaultBudget})", sample.Out);
+    }
+
+    [Fact]
+    public void OptionsOfTheOtherKindOfModelAreErrors()
+    {
+        AssertUserError(Run("bench-samplers", "--model", tiny.Model, "--data", "moons"), "is a table", "trained on images");
+        AssertUserError(Run("bench-samplers", "--model", tiny.Model, "--features", Path.Combine(tiny.Folder, "none.safetensors")), "--features file", "does not exist");
+        AssertUserError(Run("bench-samplers", "--model", tiny.Model, "--reference-steps", "0"), "--reference-steps must be at least 1");
+        var unknown = Run("bench-samplers", "--model", tiny.Model, "--count", "10");
+        Assert.NotEqual(0, unknown.Code);
+        Assert.StartsWith("error: no feature network is known", unknown.Err.Trim().Split('\n')[^1]);
+
+        using var dir = new TempDir();
+        string model = Path.Combine(dir.Path, "moons");
+        var train = Run("train", "--data", "moons", "--out", model, "--steps", "2", "--batch", "32", "--width", "8", "--depth", "1", "--timesteps", "10", "--count", "100");
+        Assert.True(train.Code == 0, train.Err);
+        AssertUserError(Run("bench-samplers", "--model", model, "--features", tiny.Features), "--features applies to image models", "trained on a table");
+        AssertUserError(Run("bench-samplers", "--model", model, "--guidance", "2"), "--guidance applies to image models");
     }
 }
