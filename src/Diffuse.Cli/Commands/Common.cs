@@ -101,7 +101,7 @@ public class SamplerSettings : CommonSettings
 
     /// <summary>x0 clipping.</summary>
     [CommandOption("--clip <C>")]
-    [Description("Clamp each step's x0 estimate to [-C, C] in standardised units (off by default).")]
+    [Description("Clamp each step's x0 estimate to [[-C, C]] in standardised units (off by default).")]
     public double? Clip { get; init; }
 
     /// <summary>Seed.</summary>

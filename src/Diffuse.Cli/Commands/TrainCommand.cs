@@ -201,7 +201,7 @@ public class TrainSettings : CommonSettings
 
     /// <summary>Importance sampling.</summary>
     [CommandOption("--importance-sampling")]
-    [Description("With --learn-variance: draw timesteps with probability ∝ √E[L_t²] from each timestep's recent losses (Nichol and Dhariwal 2021, eq. 18).")]
+    [Description("With --learn-variance: draw timesteps with probability ∝ √E[[L_t²]] from each timestep's recent losses (Nichol and Dhariwal 2021, eq. 18).")]
     public bool ImportanceSampling { get; init; }
 
     /// <summary>Checkpoint interval.</summary>

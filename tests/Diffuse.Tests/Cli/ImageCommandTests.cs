@@ -78,3 +78,22 @@ public class ImageCommandTests
         Cli.AssertUserError(Cli.Run("sample", "--model", "no-such-model", "--out", Path.Combine(dir.Path, "s.png")), "no-such-model", "does not exist");
     }
 }
+
+/// <summary>Every command's help renders (option descriptions are Spectre markup: a stray bracket breaks it).</summary>
+public class HelpTests
+{
+    [Theory]
+    [InlineData("demo")]
+    [InlineData("train")]
+    [InlineData("sample")]
+    [InlineData("eval")]
+    [InlineData("noise")]
+    [InlineData("bench-samplers")]
+    public void HelpOfEveryCommandRenders(string command)
+    {
+        var result = Cli.Run(command, "--help");
+        Assert.True(result.Code == 0, result.Err);
+        Assert.Contains("OPTIONS:", result.Out);
+        Assert.Contains("--threads", result.Out);
+    }
+}
