@@ -173,7 +173,7 @@ public class ImageBenchSamplersCommandTests(TinyImageModel tiny) : IClassFixture
         var bench = Run("bench-samplers", "--model", tiny.Model, "--features", tiny.Features, "--budgets", "2,4", "--samplers", "ddim,dpm++2m",
             "--count", "20", "--reference-steps", "10", "--threads", "1");
         Assert.True(bench.Code == 0, bench.Err);
-        Assert.Contains("2 classes in turn (sample i has class i % 2), guidance 2", bench.Out);
+        Assert.Contains("2 classes in turn (sample i has class i % 2), guidance 1.5", bench.Out);
         Assert.Contains($"against 20 images of the test split of {tiny.Data}", bench.Out);
         Assert.Contains("DDPM and DDIM with 10 of the 50 trained timesteps (--reference-steps)", bench.Out);
         Assert.Contains("FD (Diffuse tiny features) (squared feature units, lower is better) and its ratio to the reference's (×)", bench.Out);

@@ -42,7 +42,7 @@ public class ImageCommandTests
         string gif = Path.Combine(dir.Path, "reverse.gif");
         var sample = Cli.Run("sample", "--model", model, "--out", grid, "--count", "6", "--steps", "4", "--animation", gif);
         Assert.True(sample.Code == 0, sample.Err);
-        Assert.Contains("2 classes, guidance 2", sample.Out);
+        Assert.Contains("2 classes, guidance 1.5", sample.Out);
         Assert.True(File.Exists(grid) && File.Exists(gif));
         Assert.Equal("GIF89a", System.Text.Encoding.ASCII.GetString(File.ReadAllBytes(gif), 0, 6));
 
