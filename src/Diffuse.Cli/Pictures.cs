@@ -59,9 +59,23 @@ public static class Pictures
     /// </summary>
     public static void ImageGrid(string path, Tensor images, int columns, IReadOnlyList<string>? rowLabels = null)
     {
+        int n = (int)images.shape[0], c = (int)images.shape[1], h = (int)images.shape[2], w = (int)images.shape[3];
+        Figures.SaveImageGrid(path, ToUnit(images), n, c, h, w, Math.Min(columns, n), scale: h < 64 ? 2 : 1, rowLabels: rowLabels);
+    }
+
+    /// <summary>Model-range images [N, C, H, W] to [0, 1] pixel floats for the picture writers (clamped).</summary>
+    public static float[] ToUnit(Tensor images)
+    {
         using var scope = NewDisposeScope();
-        var unit = images.to_type(ScalarType.Float32).add(1).div_(2).contiguous();
-        int n = (int)unit.shape[0], c = (int)unit.shape[1], h = (int)unit.shape[2], w = (int)unit.shape[3];
-        Figures.SaveImageGrid(path, unit.data<float>().ToArray(), n, c, h, w, Math.Min(columns, n), scale: h < 64 ? 2 : 1, rowLabels: rowLabels);
+        return ((images.to_type(ScalarType.Float32) + 1) / 2).clamp(0, 1).contiguous().data<float>().ToArray();
+    }
+
+    /// <summary>Writes one uint8 image [C, H, W] as a PNG of exactly its pixels (grayscale or RGB), atomically.</summary>
+    public static void SavePng(string path, Tensor image)
+    {
+        using var scope = NewDisposeScope();
+        int c = (int)image.shape[0], h = (int)image.shape[1], w = (int)image.shape[2];
+        var unit = image.to_type(ScalarType.Float32).div(255).contiguous().data<float>().ToArray();
+        Figures.SaveImageGrid(path, unit, 1, c, h, w, 1, padding: 0);
     }
 }

@@ -80,22 +80,15 @@ public sealed class NoiseCommand : Command<NoiseSettings>
         {
             // Rows are images, columns noise levels: stack [count, columns, C, H, W].
             var grid = stack(frames, 1).reshape(count * columns, c, h, w);
-            Figures.SaveImageGrid(settings.Out, ToUnit(grid), count * columns, c, h, w, columns, scale: h < 64 ? 2 : 1);
+            Figures.SaveImageGrid(settings.Out, Pictures.ToUnit(grid), count * columns, c, h, w, columns, scale: h < 64 ? 2 : 1);
         }
         else
         {
-            var bitmaps = frames.Select(f => Figures.RenderImageGrid(ToUnit(f), count, c, h, w, Math.Min(count, 8), scale: h < 64 ? 3 : 1)).ToList();
+            var bitmaps = frames.Select(f => Figures.RenderImageGrid(Pictures.ToUnit(f), count, c, h, w, Math.Min(count, 8), scale: h < 64 ? 3 : 1)).ToList();
             try { GifWriter.Save(settings.Out, bitmaps, 8); }
             finally { foreach (var b in bitmaps) b.Dispose(); }
         }
         CliContext.Out.WriteLine($"wrote the forward process of {count} images at t = {string.Join(", ", levels)} to {Path.GetFullPath(settings.Out)}");
         return 0;
-    }
-
-    /// <summary>Model-range images [N, C, H, W] to [0, 1] pixel floats for the picture writers (clamped).</summary>
-    public static float[] ToUnit(Tensor images)
-    {
-        using var scope = NewDisposeScope();
-        return ((images.to_type(ScalarType.Float32) + 1) / 2).clamp(0, 1).contiguous().data<float>().ToArray();
     }
 }

@@ -148,7 +148,7 @@ public sealed class SampleCommand : Command<SampleSettings>
                 {
                     string name = labels is null ? $"seed{settings.Seed}-{i:D5}.png" : $"seed{settings.Seed}-{i:D5}-class{labels[i]}.png";
                     using var one = bytes[i];
-                    ImageFiles.SavePng(Path.Combine(settings.Out!, name), one);
+                    Pictures.SavePng(Path.Combine(settings.Out!, name), one);
                 }
                 CliContext.Out.WriteLine($"wrote {count} PNG files to {Path.GetFullPath(settings.Out!)} (sample i of seed s is seed<s>-<i>.png: the same seed and number give the same image)");
             }
@@ -157,7 +157,7 @@ public sealed class SampleCommand : Command<SampleSettings>
                 int shown = (int)frames[0].shape[0];
                 int gifColumns = labels is not null && only is null ? columns : (int)Math.Ceiling(Math.Sqrt(shown));
                 int fc = (int)frames[0].shape[1], h = (int)frames[0].shape[2], w = (int)frames[0].shape[3];
-                var bitmaps = frames.Select(f => Figures.RenderImageGrid(NoiseCommand.ToUnit(f), shown, fc, h, w, Math.Min(gifColumns, shown), scale: h < 64 ? 2 : 1)).ToList();
+                var bitmaps = frames.Select(f => Figures.RenderImageGrid(Pictures.ToUnit(f), shown, fc, h, w, Math.Min(gifColumns, shown), scale: h < 64 ? 2 : 1)).ToList();
                 // Hold the last frame: repeat it so the finished images stay on screen for two seconds.
                 for (int r = 0; r < 20; r++) bitmaps.Add(bitmaps[^1]);
                 try { GifWriter.Save(gif, bitmaps, 8); }
