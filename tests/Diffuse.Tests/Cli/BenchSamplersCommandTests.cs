@@ -171,14 +171,14 @@ public class ImageBenchSamplersCommandTests(TinyImageModel tiny) : IClassFixture
     public void ImageBenchmarkRanksSettingsByFdBesideTheFloorAndSampleUsesTheRecord()
     {
         var bench = Run("bench-samplers", "--model", tiny.Model, "--features", tiny.Features, "--budgets", "2,4", "--samplers", "ddim,dpm++2m",
-            "--count", "20", "--reference-steps", "10", "--threads", "1");
+            "--count", "20", "--reference-steps", "10", "--ode-limit-steps", "6", "--threads", "1");
         Assert.True(bench.Code == 0, bench.Err);
         Assert.Contains("2 classes in turn (sample i has class i % 2), guidance 1.5", bench.Out);
         Assert.Contains($"against 20 images of the test split of {tiny.Data}", bench.Out);
-        Assert.Contains("DDPM and DDIM with 10 of the 50 trained timesteps (--reference-steps)", bench.Out);
+        Assert.Contains("DDPM with 10 of the 50 trained timesteps, the reference, and DDIM with 6 of the 50 trained timesteps, the ODE limit", bench.Out);
         Assert.Contains("FD (Diffuse tiny features) (squared feature units, lower is better) and its ratio to the reference's (×)", bench.Out);
         Assert.Contains("reference: ddpm, trailing, 10 steps (10 NFE)", bench.Out);
-        Assert.Contains("ODE limit: ddim, trailing, 10 steps (10 NFE)", bench.Out);
+        Assert.Contains("ODE limit: ddim, trailing, 6 steps (6 NFE)", bench.Out);
         Assert.Contains("floor: 20 real training images vs the same reference set: ", bench.Out);
         Assert.Contains("the reference's FD (Diffuse tiny features)", bench.Out);
         Assert.Contains("an FD at most 10% above it", bench.Out);
@@ -186,6 +186,7 @@ public class ImageBenchSamplersCommandTests(TinyImageModel tiny) : IClassFixture
         // The CSV: reference, ODE limit, 2 budgets × (ddim trailing + dpm++2m on three spacings) = 8 cells, and the floor.
         var lines = File.ReadAllLines(Path.Combine(tiny.Model, "bench-samplers.csv"));
         Assert.StartsWith("reference,ddpm,trailing,10,10,10,", lines[1]);
+        Assert.StartsWith("ode-limit,ddim,trailing,6,6,6,", lines[2]);
         Assert.Equal(1 + 2 + 8 + 1, lines.Length);
         Assert.StartsWith("floor,,,,,,", lines[^1]);
         double Score(string line) => double.Parse(line.Split(',')[6], CultureInfo.InvariantCulture);
@@ -226,6 +227,7 @@ public class ImageBenchSamplersCommandTests(TinyImageModel tiny) : IClassFixture
         AssertUserError(Run("bench-samplers", "--model", tiny.Model, "--data", "moons"), "is a table", "trained on images");
         AssertUserError(Run("bench-samplers", "--model", tiny.Model, "--features", Path.Combine(tiny.Folder, "none.safetensors")), "--features file", "does not exist");
         AssertUserError(Run("bench-samplers", "--model", tiny.Model, "--reference-steps", "0"), "--reference-steps must be at least 1");
+        AssertUserError(Run("bench-samplers", "--model", tiny.Model, "--ode-limit-steps", "0"), "--ode-limit-steps must be at least 1");
         var unknown = Run("bench-samplers", "--model", tiny.Model, "--count", "10");
         Assert.NotEqual(0, unknown.Code);
         Assert.StartsWith("error: no feature network is known", unknown.Err.Trim().Split('\n')[^1]);
