@@ -149,10 +149,22 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
             output.WriteLine($"measuring {settingsToMeasure} sampler settings (first {reference}), {options.Count} samples each, seed {settings.Seed}, metric: {metric.Name}");
 
             SamplerBenchmarkResult result;
-            using (var bar = new ProgressBar("bench", settingsToMeasure, "setting"))
+            // The bar counts network evaluations of one sample (a guided sample's two passes count once), so that a
+            // full-length reference, hours on images, moves with a rate and an ETA instead of sitting at 0 of N settings.
+            double totalEvaluations = SamplerBenchmark.TotalEvaluations(model.Schedule, options), finished = 0;
+            string last = "";
+            using (var bar = new ProgressBar("bench", (long)Math.Ceiling(totalEvaluations), "eval"))
             {
-                result = SamplerBenchmark.Run(model, metric, options, p =>
-                    bar.Report(p.Done, $"{p.Run.Setting.Describe(model.Schedule)}: {Value(p.Run.Quality)}"), cancellationToken);
+                result = SamplerBenchmark.Run(model, metric, options,
+                    p =>
+                    {
+                        finished += (double)p.Run.FunctionEvaluations * options.Count;
+                        last = $"{p.Run.Setting.Describe(model.Schedule)}: {Value(p.Run.Quality)}";
+                        bar.Report((long)Math.Round(finished), $"{p.Done}/{p.Total} settings; last {last}");
+                    },
+                    cancellationToken,
+                    w => bar.Report((long)Math.Round(w.Evaluations),
+                        $"setting {w.Index}/{settingsToMeasure}: {w.Setting.Describe(model.Schedule)}{(last.Length == 0 ? "" : $"; last {last}")}"));
             }
 
             output.Write(FormatTable(result, model, floor));
@@ -274,7 +286,7 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
         double Gap(double value) => result.HigherIsBetter ? referenceValue - value : value - referenceValue;
         string Worse(double value) => relative
             ? $"{Relative(value)} the reference's {result.MetricName}"
-            : $"{Num(Gap(value))} worse than the reference";
+            : Gap(value) >= 0 ? $"{Num(Gap(value))} worse than the reference" : $"{Num(-Gap(value))} better than the reference";
         sb.AppendLine($"reference: {reference.Setting.Describe(model.Schedule)} ({reference.FunctionEvaluations} NFE): {Value(reference.Quality)}, {Seconds(reference.Seconds)}");
         var ode = result.OdeLimit;
         sb.AppendLine($"ODE limit: {ode.Setting.Describe(model.Schedule)} ({ode.FunctionEvaluations} NFE): {Value(ode.Quality)}, {Seconds(ode.Seconds)} " +

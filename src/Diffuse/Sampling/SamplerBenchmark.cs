@@ -76,6 +76,13 @@ public sealed record SamplerRun(SamplerSetting Setting, int Budget, int Function
 /// <param name="Run">The setting just measured.</param>
 public sealed record SamplerBenchmarkProgress(int Done, int Total, SamplerRun Run);
 
+/// <summary>Progress of <see cref="SamplerBenchmark.Run"/> within a setting: a sampler step of a batch was taken.</summary>
+/// <param name="Evaluations">Network evaluations of one sample each done so far, over every setting (a step of b samples by a sampler of n evaluations over s steps adds b·n/s).</param>
+/// <param name="Total">The evaluations of the whole benchmark (<see cref="SamplerBenchmark.TotalEvaluations"/>).</param>
+/// <param name="Setting">The setting being measured.</param>
+/// <param name="Index">Its position among the settings to measure (1-based).</param>
+public sealed record SamplerBenchmarkWork(double Evaluations, double Total, SamplerSetting Setting, int Index);
+
 /// <summary>Everything <see cref="SamplerBenchmark.Run"/> measured, and what it concludes.</summary>
 /// <param name="MetricName">The metric's name (<see cref="ISampleQualityMetric.Name"/>).</param>
 /// <param name="MetricUnit">The metric's unit.</param>
@@ -141,24 +148,43 @@ public static class SamplerBenchmark
     }
 
     /// <summary>
+    /// The network evaluations of one sample each that <see cref="Run"/> makes in all: every distinct setting's
+    /// evaluations per sample times <see cref="SamplerBenchmarkOptions.Count"/> (a guided sample's two passes count as one).
+    /// </summary>
+    public static double TotalEvaluations(NoiseSchedule schedule, SamplerBenchmarkOptions options) =>
+        Settings(schedule, options).Sum(s => (double)s.ToOptions().FunctionEvaluations(schedule)) * options.Count;
+
+    /// <summary>
     /// Measures the reference and every cell of <see cref="Plan"/> on <paramref name="model"/> (one measurement per
-    /// distinct setting), reporting each to <paramref name="progress"/>.
+    /// distinct setting), reporting each to <paramref name="progress"/> and every sampler step to <paramref name="work"/>
+    /// (a full-length image reference takes hours).
     /// </summary>
     public static SamplerBenchmarkResult Run(DiffusionModel model, ISampleQualityMetric metric, SamplerBenchmarkOptions options,
-        Action<SamplerBenchmarkProgress>? progress = null, CancellationToken cancellationToken = default)
+        Action<SamplerBenchmarkProgress>? progress = null, CancellationToken cancellationToken = default, Action<SamplerBenchmarkWork>? work = null)
     {
         var schedule = model.Schedule;
         var plan = Plan(schedule, options);
         int total = Settings(schedule, options).Count, done = 0;
+        double totalEvaluations = TotalEvaluations(schedule, options), evaluations = 0;
         var measured = new Dictionary<SamplerSetting, SamplerRun>();
 
         SamplerRun Measure(SamplerSetting setting, int budget)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var samplerOptions = setting.ToOptions();
+            double nfe = samplerOptions.FunctionEvaluations(schedule);
+            double start = evaluations;
+            int index = done + 1;
+            void OnStep(SamplerStep step)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                evaluations += step.Z.shape[0] * nfe / Math.Max(1, step.Count);
+                work?.Invoke(new SamplerBenchmarkWork(evaluations, totalEvaluations, setting, index));
+            }
             var clock = Stopwatch.StartNew();
-            using var samples = model.Sample(options.Count, options.Seed, samplerOptions, _ => cancellationToken.ThrowIfCancellationRequested(),
-                classes: options.Classes, guidance: options.Guidance);
+            using var samples = model.Sample(options.Count, options.Seed, samplerOptions, OnStep, classes: options.Classes, guidance: options.Guidance);
+            // Exact accounting whatever the sampler's step count: the setting's share is its evaluations times the count.
+            evaluations = start + nfe * options.Count;
             double seconds = clock.Elapsed.TotalSeconds;
             bool finite;
             using (var check = samples.isfinite().all()) finite = check.item<bool>();

@@ -43,6 +43,13 @@ public class BenchSamplersCommandTests
         Assert.Contains(lines, l => l.StartsWith("grid,heun,karras,5,3,5,", StringComparison.Ordinal));   // 3 Heun steps cost 2 + 2 + 1
         Assert.Equal(2, lines.Count(l => l.Split(',')[9] == "1"));
 
+        // The printed gaps carry the sign of the scores: a KDE score below the reference's is worse, above it better.
+        double Score(string line) => double.Parse(line.Split(',')[6], CultureInfo.InvariantCulture);
+        double gap = Score(lines[1]) - Score(lines[2]);
+        string odeLine = bench.Out.Split('\n').Single(l => l.StartsWith("ODE limit:", StringComparison.Ordinal));
+        Assert.Contains(gap >= 0 ? "worse than the reference" : "better than the reference", odeLine);
+        Assert.DoesNotContain("(-", odeLine);
+
         // sampler.json validates and round-trips.
         var record = SamplerRecord.Load(model);
         Assert.NotNull(record);
