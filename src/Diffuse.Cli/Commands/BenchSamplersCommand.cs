@@ -55,6 +55,11 @@ public sealed class BenchSamplersSettings : CommonSettings
     [Description("Steps of the ODE limit (DDIM, trailing timesteps) when they should differ from the reference's (default: as many). With images, 100 halve the cost of a full-length benchmark.")]
     public int? OdeLimitSteps { get; init; }
 
+    /// <summary>Measure again.</summary>
+    [CommandOption("--fresh")]
+    [Description("Measure every setting again instead of reusing the measurements kept in the model folder (bench-samplers.runs.json) from an earlier or interrupted run of the same weights, data, count, seed and guidance.")]
+    public bool Fresh { get; init; }
+
     /// <summary>Seed.</summary>
     [CommandOption("--seed <S>")]
     [Description("Seed: every setting draws samples 0 … N−1 of this seed, so all start from the same noise. Default 0.")]
@@ -109,6 +114,7 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
         ISampleQualityMetric metric;
         ImageEvaluationSets? images = null;
         QualityMeasurement? floor = null;
+        var keyParts = new List<string>();
         try
         {
             if (model.IsImage)
@@ -122,6 +128,7 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
                 var fd = new FrechetDistanceMetric(images.Network, images.Reference.Images);
                 metric = fd;
                 floor = fd.Measure(images.Floor.Images);
+                keyParts.AddRange(new[] { images.Describe(guidance), images.TestWhat, Path.GetFullPath(images.FeaturesPath), string.Join(",", images.Labels ?? Array.Empty<long>()) });
                 output.WriteLine($"model {folder}: {model.Config.Data.Source}, {model.Config.Step} training steps, T = {T}; {images.Describe(guidance)}");
                 output.WriteLine($"scoring {requested} images per setting by {fd.Name} ({Path.GetFullPath(images.FeaturesPath)}) against {requested} images of {images.TestWhat}; " +
                                  $"floor: {requested} images of {images.TrainWhat}{(images.Labels is null ? "" : ", the same classes")}, FD {Fd(floor.Value)}");
@@ -137,6 +144,7 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
                 int count = (int)Math.Min(requested, Math.Min(train.shape[0], heldOut.shape[0] * 4));
                 options = new SamplerBenchmarkOptions(budgets, samplers, spacings, count, settings.Seed, ReferenceSteps: settings.ReferenceSteps ?? 0, OdeLimitSteps: settings.OdeLimitSteps ?? 0);
                 metric = new KdeScoreMetric(train, heldOut, (long)settings.Seed);
+                keyParts.Add(description);
                 output.WriteLine($"model {folder}: {model.Config.Data.Source}, {model.Config.Step} training steps, T = {T}; scoring against {description}");
             }
 
@@ -149,22 +157,35 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
             output.WriteLine($"measuring {settingsToMeasure} sampler settings (first {reference}), {options.Count} samples each, seed {settings.Seed}, metric: {metric.Name}");
 
             SamplerBenchmarkResult result;
+            // Measurements of the same weights, metric, samples and seed are kept in the model folder after every setting:
+            // an interrupted run resumes, a wider one measures only the new settings.
+            keyParts.AddRange(new[] { metric.Name, $"count {options.Count}", $"seed {options.Seed}", $"guidance {options.Guidance.ToString("R", CultureInfo.InvariantCulture)}", $"step {model.Config.Step}" });
+            var store = SamplerRunStore.Open(folder, SamplerRunStore.KeyOf(folder, keyParts));
+            var known = settings.Fresh ? Array.Empty<SamplerRun>() : store.Runs.Where(r => SamplerBenchmark.Settings(model.Schedule, options).Contains(r.Setting)).ToArray();
+            if (known.Length > 0)
+                output.WriteLine($"reusing {known.Length} of the {settingsToMeasure} settings measured earlier on these weights, samples and seed ({Path.GetFullPath(store.FilePath)}; --fresh measures them again)");
+            else if (store.Discarded > 0)
+                output.WriteLine($"{store.FilePath} holds measurements of other weights, data, count, seed or guidance: they will be replaced");
+
             // The bar counts network evaluations of one sample (a guided sample's two passes count once), so that a
             // full-length reference, hours on images, moves with a rate and an ETA instead of sitting at 0 of N settings.
-            double totalEvaluations = SamplerBenchmark.TotalEvaluations(model.Schedule, options), finished = 0;
+            double totalEvaluations = SamplerBenchmark.TotalEvaluations(model.Schedule, options, known), finished = 0;
             string last = "";
             using (var bar = new ProgressBar("bench", (long)Math.Ceiling(totalEvaluations), "eval"))
             {
                 result = SamplerBenchmark.Run(model, metric, options,
                     p =>
                     {
+                        if (p.Reused) return;
+                        store.Add(p.Run);
                         finished += (double)p.Run.FunctionEvaluations * options.Count;
                         last = $"{p.Run.Setting.Describe(model.Schedule)}: {Value(p.Run.Quality)}";
                         bar.Report((long)Math.Round(finished), $"{p.Done}/{p.Total} settings; last {last}");
                     },
                     cancellationToken,
                     w => bar.Report((long)Math.Round(w.Evaluations),
-                        $"setting {w.Index}/{settingsToMeasure}: {w.Setting.Describe(model.Schedule)}{(last.Length == 0 ? "" : $"; last {last}")}"));
+                        $"setting {w.Index}/{settingsToMeasure}: {w.Setting.Describe(model.Schedule)}{(last.Length == 0 ? "" : $"; last {last}")}"),
+                    known);
             }
 
             output.Write(FormatTable(result, model, floor));

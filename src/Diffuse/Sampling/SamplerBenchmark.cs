@@ -74,7 +74,8 @@ public sealed record SamplerRun(SamplerSetting Setting, int Budget, int Function
 /// <param name="Done">Settings measured so far (the reference included).</param>
 /// <param name="Total">Settings to measure in all.</param>
 /// <param name="Run">The setting just measured.</param>
-public sealed record SamplerBenchmarkProgress(int Done, int Total, SamplerRun Run);
+/// <param name="Reused">True when the run was taken from earlier measurements instead of drawn again.</param>
+public sealed record SamplerBenchmarkProgress(int Done, int Total, SamplerRun Run, bool Reused = false);
 
 /// <summary>Progress of <see cref="SamplerBenchmark.Run"/> within a setting: a sampler step of a batch was taken.</summary>
 /// <param name="Evaluations">Network evaluations of one sample each done so far, over every setting (a step of b samples by a sampler of n evaluations over s steps adds b·n/s).</param>
@@ -151,26 +152,44 @@ public static class SamplerBenchmark
     /// The network evaluations of one sample each that <see cref="Run"/> makes in all: every distinct setting's
     /// evaluations per sample times <see cref="SamplerBenchmarkOptions.Count"/> (a guided sample's two passes count as one).
     /// </summary>
-    public static double TotalEvaluations(NoiseSchedule schedule, SamplerBenchmarkOptions options) =>
-        Settings(schedule, options).Sum(s => (double)s.ToOptions().FunctionEvaluations(schedule)) * options.Count;
+    /// <param name="schedule">The model's schedule.</param>
+    /// <param name="options">What is measured.</param>
+    /// <param name="known">Earlier measurements that <see cref="Run"/> will reuse: their settings cost nothing.</param>
+    public static double TotalEvaluations(NoiseSchedule schedule, SamplerBenchmarkOptions options, IEnumerable<SamplerRun>? known = null)
+    {
+        var reused = (known ?? Array.Empty<SamplerRun>()).Select(r => r.Setting).ToHashSet();
+        return Settings(schedule, options).Where(s => !reused.Contains(s)).Sum(s => (double)s.ToOptions().FunctionEvaluations(schedule)) * options.Count;
+    }
 
     /// <summary>
     /// Measures the reference and every cell of <see cref="Plan"/> on <paramref name="model"/> (one measurement per
     /// distinct setting), reporting each to <paramref name="progress"/> and every sampler step to <paramref name="work"/>
-    /// (a full-length image reference takes hours).
+    /// (a full-length image reference takes hours). Settings found in <paramref name="known"/> (measurements of the same
+    /// model, metric, samples and seed, e.g. from an interrupted or narrower run: see <see cref="SamplerRunStore"/>) are
+    /// reused instead of drawn again, and reported with <see cref="SamplerBenchmarkProgress.Reused"/>.
     /// </summary>
     public static SamplerBenchmarkResult Run(DiffusionModel model, ISampleQualityMetric metric, SamplerBenchmarkOptions options,
-        Action<SamplerBenchmarkProgress>? progress = null, CancellationToken cancellationToken = default, Action<SamplerBenchmarkWork>? work = null)
+        Action<SamplerBenchmarkProgress>? progress = null, CancellationToken cancellationToken = default, Action<SamplerBenchmarkWork>? work = null,
+        IEnumerable<SamplerRun>? known = null)
     {
         var schedule = model.Schedule;
         var plan = Plan(schedule, options);
         int total = Settings(schedule, options).Count, done = 0;
-        double totalEvaluations = TotalEvaluations(schedule, options), evaluations = 0;
+        var earlier = new Dictionary<SamplerSetting, SamplerRun>();
+        foreach (var run in known ?? Array.Empty<SamplerRun>()) earlier[run.Setting] = run;
+        double totalEvaluations = TotalEvaluations(schedule, options, earlier.Values), evaluations = 0;
         var measured = new Dictionary<SamplerSetting, SamplerRun>();
 
         SamplerRun Measure(SamplerSetting setting, int budget)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            if (earlier.TryGetValue(setting, out var reused))
+            {
+                var again = reused with { Budget = budget };
+                measured[setting] = again;
+                progress?.Invoke(new SamplerBenchmarkProgress(++done, total, again, Reused: true));
+                return again;
+            }
             var samplerOptions = setting.ToOptions();
             double nfe = samplerOptions.FunctionEvaluations(schedule);
             double start = evaluations;
@@ -202,7 +221,7 @@ public static class SamplerBenchmark
         var runs = new List<SamplerRun>();
         foreach (var (setting, budget) in plan)
         {
-            var run = measured.TryGetValue(setting, out var known) ? known : Measure(setting, budget);
+            var run = measured.TryGetValue(setting, out var already) ? already : Measure(setting, budget);
             runs.Add(run with { Budget = budget });
         }
 

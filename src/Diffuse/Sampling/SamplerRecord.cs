@@ -46,7 +46,8 @@ public sealed record SamplerRecord(
     /// <summary>The format marker of sampler.json.</summary>
     public const string FormatName = "diffuse-sampler/1";
 
-    private static readonly JsonSerializerOptions Json = new()
+    /// <summary>The JSON form of sampler.json, shared by <see cref="SamplerRunStore"/>.</summary>
+    internal static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         WriteIndented = true,

@@ -22,6 +22,47 @@ public class BenchSamplersCommandTests
     private static string Describe(RecordedSetting e) => $"{e.Sampler}, {e.Spacing}, {e.Steps} step{(e.Steps == 1 ? "" : "s")}";
 
     [Fact]
+    public void ARunReusesTheKeptMeasurementsOfTheSameSamplesAndMeasuresOnlyNewSettings()
+    {
+        using var dir = new TempDir();
+        string model = TrainTiny(dir);
+        string csvPath = Path.Combine(model, "bench-samplers.csv"), kept = Path.Combine(model, SamplerRunStore.FileName);
+        string[] Bench(params string[] extra)
+        {
+            var run = Run(new[] { "bench-samplers", "--model", model, "--samplers", "ddim,heun", "--spacings", "trailing,karras" }.Concat(extra).ToArray());
+            Assert.True(run.Code == 0, run.Err);
+            return new[] { run.Out }.Concat(File.ReadAllLines(csvPath)).ToArray();
+        }
+        static string Cell(string line) => string.Join(',', line.Split(',').Take(6));   // role … nfe: the setting and its budget
+
+        var first = Bench("--budgets", "2", "--count", "100");
+        Assert.DoesNotContain("reusing", first[0]);
+        Assert.True(File.Exists(kept));
+        int settings = first.Skip(2).Select(l => l.Split(',') is var f ? $"{f[1]} {f[2]} {f[4]}" : "").Distinct().Count();   // sampler, spacing, steps
+
+        // Budget 4 added: the measurements of budget 2 and the reference come back unchanged, wall time included.
+        var wider = Bench("--budgets", "2,4", "--count", "100");
+        Assert.Contains($"reusing {settings} of the ", wider[0]);
+        foreach (var line in first.Skip(2))
+            Assert.Contains(wider.Skip(2), l => Cell(l) == Cell(line) && l.Split(',')[6..9].SequenceEqual(line.Split(',')[6..9]));
+        Assert.True(wider.Length > first.Length);
+
+        // --fresh measures again: the same scores (sampling is seeded), new wall times.
+        var fresh = Bench("--budgets", "2", "--count", "100", "--fresh");
+        Assert.DoesNotContain("reusing", fresh[0]);
+        Assert.Equal(first.Skip(2).Select(l => Cell(l) + l.Split(',')[6]), fresh.Skip(2).Select(l => Cell(l) + l.Split(',')[6]));
+
+        // Other samples (another count) are not reused, and their measurements replace the file's.
+        var other = Bench("--budgets", "2", "--count", "120");
+        Assert.DoesNotContain("reusing", other[0]);
+        Assert.Contains("will be replaced", other[0]);
+        Assert.Contains("reusing ", Bench("--budgets", "2", "--count", "120")[0]);
+
+        File.WriteAllText(kept, "{ not json");
+        AssertUserError(Run("bench-samplers", "--model", model, "--budgets", "2", "--count", "120"), SamplerRunStore.FileName, "Delete it");
+    }
+
+    [Fact]
     public void BenchmarkWritesItsFilesAndSampleUsesTheRecordedSettingUnlessASamplerIsGiven()
     {
         using var dir = new TempDir();

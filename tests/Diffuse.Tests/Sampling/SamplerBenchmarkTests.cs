@@ -47,5 +47,16 @@ public class SamplerBenchmarkTests
         Assert.All(work, w => Assert.Equal(expected, w.Total, 6));
         for (int i = 1; i < work.Count; i++) Assert.True(work[i].Evaluations > work[i - 1].Evaluations);
         Assert.Equal(Enumerable.Range(1, atEachSetting.Count), work.Select(w => w.Index).Distinct());
+
+        // Given every measurement, a second run draws nothing and concludes the same.
+        var known = atEachSetting.Select(a => a.Run).ToList();
+        Assert.Equal(0, SamplerBenchmark.TotalEvaluations(model.Schedule, options, known));
+        var reports = new List<SamplerBenchmarkProgress>();
+        int steps = 0;
+        var again = SamplerBenchmark.Run(model, metric, options, reports.Add, work: _ => steps++, known: known);
+        Assert.Equal(0, steps);
+        Assert.All(reports, r => Assert.True(r.Reused));
+        Assert.Equal(result.Best.Select(r => (r.Setting, r.Budget, r.Quality.Value)), again.Best.Select(r => (r.Setting, r.Budget, r.Quality.Value)));
+        Assert.Equal(result.DefaultBudget, again.DefaultBudget);
     }
 }
