@@ -133,7 +133,7 @@ public static class Program
         }
         finally
         {
-            TorchSharp.torch.set_num_threads(threads);
+            CommonSettings.SetTorchThreads(threads);
         }
     }
 

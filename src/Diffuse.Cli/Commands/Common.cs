@@ -32,7 +32,17 @@ public class CommonSettings : CommandSettings
     {
         int threads = Threads ?? EnvironmentThreads() ?? (imageModel ? Environment.ProcessorCount : 1);
         if (threads < 1) throw new DiffuseException($"--threads must be at least 1 (got {threads}).");
-        TorchSharp.torch.set_num_threads(threads);
+        SetTorchThreads(threads);
+    }
+
+    /// <summary>
+    /// Sets libtorch's intra-op thread count only when it changes: the setting is process-wide and rebuilds libtorch's
+    /// thread pools, so a host running commands in-process on several threads (the tests do) must not see it set
+    /// while its own tensor work is under way.
+    /// </summary>
+    internal static void SetTorchThreads(int threads)
+    {
+        if (TorchSharp.torch.get_num_threads() != threads) TorchSharp.torch.set_num_threads(threads);
     }
 }
 

@@ -30,7 +30,6 @@ public class UNetTests
     [InlineData(3, 5, 9)]
     public void OutputHasTheInputShapeForAnySizeAndChannelCount(int channels, int height, int width)
     {
-        set_num_threads(1);
         manual_seed(1);
         using var network = new UNetNetwork(Tiny(channels), 100);
         Randomise(network, 2);
@@ -425,7 +424,6 @@ public class UNetTests
     [Fact]
     public void TrainingStepsDoNotLeakTensors()
     {
-        set_num_threads(1);
         manual_seed(1);
         using var network = new UNetNetwork(Tiny(1) with { NumClasses = 3 }, 100);
         using var optimizer = new AdamW(network.parameters());

@@ -22,7 +22,6 @@ public class TrainedModelTests
     [InlineData(ScheduleKind.Cosine, Prediction.X0)]
     public void AShortTrainingRunLearnsTheDistributionWithEverySampler(ScheduleKind schedule, Prediction prediction)
     {
-        TorchSharp.torch.set_num_threads(1);
         using var data = ToyData.Sample(ToyDistribution.Moons, 4000, 0);
         using var heldOut = ToyData.Sample(ToyDistribution.Moons, 1000, 77);
         using var trainer = Trainer.Create(data, "moons",
