@@ -12,6 +12,13 @@ using static TorchSharp.torch;
 //   unet-speed [threads...]          training images/s and denoiser evaluations/s of the reference U-Net (batch 128),
 //                                    medians of 5 runs, with GFLOP/s; --bf16 also times a bfloat16 inference copy.
 //   unet-profile [batch]             time per operation type (conv, GroupNorm, attention, optimizer) of a training step.
+//   image-quality-example <features.safetensors>
+//                                    the example table of docs/metrics.md: Gaussian noise images clamped to [−1, 1]
+//                                    (1,000 "samples" and 1,000 floor images of the reference's distribution, 2,000
+//                                    reference images) through a feature network, then the same samples scaled by 0.8.
+//   kd-spread <features.safetensors> [pairs]
+//                                    the kernel distance of independent pairs of 1,000 noise images each (one
+//                                    distribution): its real scatter at N = 1,000, beside the sd over subsets it reports.
 //   unet-memory [steps] [batch]      process RSS over a long training run of the reference U-Net (default 1000 steps, batch 16).
 //                                    The unet-* commands take --channels-last (convolutions on channels-last feature maps)
 //                                    and --keep-freed (NativeAllocator.KeepFreedMemory) to measure what each option brings.
@@ -23,12 +30,14 @@ return args.FirstOrDefault() switch
     "unet-speed" => UNetBench.Speed(args.Skip(1).ToArray()),
     "unet-profile" => UNetProfile.Run(args.Skip(1).ToArray()),
     "unet-memory" => UNetBench.Memory(args.Skip(1).ToArray()),
+    "image-quality-example" => ImageQualityExample(args.Skip(1).ToArray()),
+    "kd-spread" => KdSpread(args.Skip(1).ToArray()),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Diffuse.Bench gaussian-csv <file.csv> [rows] | train-classifier <fashion-mnist|mnist> <out.safetensors> [epochs] | mlp-speed [threads...] | unet-speed [threads...] | unet-profile [batch] | unet-memory [steps] [batch]");
+    Console.Error.WriteLine("usage: Diffuse.Bench gaussian-csv <file.csv> [rows] | train-classifier <fashion-mnist|mnist> <out.safetensors> [epochs] | mlp-speed [threads...] | unet-speed [threads...] | unet-profile [batch] | unet-memory [steps] [batch] | image-quality-example <features.safetensors> | kd-spread <features.safetensors> [pairs]");
     return 2;
 }
 
@@ -124,6 +133,44 @@ static int MlpSpeed(string[] args)
         Console.WriteLine($"threads {threads}: training {Median(trainRates):F1} steps/s (batch 512, {Median(trainRates) * 512:F0} examples/s); " +
             $"sampling {Median(sampleRates):F0} denoiser evaluations/s (batch 2000); medians of 5 runs");
     }
+    return 0;
+}
+
+static int ImageQualityExample(string[] args)
+{
+    if (args.Length < 1) return Usage();
+    set_num_threads(1);
+    var network = Diffuse.Evaluation.FeatureNetworks.Load(args[0]);
+    using var scope = NewDisposeScope();
+    Tensor Noise(ulong seed, int count) => Diffuse.Randomness.SeededNoise.Normal(seed, 0, 0, count, new long[] { 1, 28, 28 }).clamp(-1, 1);
+    var reference = Noise(1, 2000);
+    var floor = Noise(2, 1000);
+    var samples = Noise(3, 1000);
+    var same = Diffuse.Evaluation.ImageQualityReport.Evaluate(network, samples, null, reference, floor, null);
+    Console.Write(same.ToTable());
+    var scaled = Diffuse.Evaluation.ImageQualityReport.Evaluate(network, samples * 0.8, null, reference, floor, null);
+    Console.WriteLine("scaled by 0.8:");
+    Console.Write(scaled.ToTable());
+    return 0;
+}
+
+static int KdSpread(string[] args)
+{
+    if (args.Length < 1) return Usage();
+    set_num_threads(1);
+    var network = Diffuse.Evaluation.FeatureNetworks.Load(args[0]);
+    int pairs = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 8, m = 1000;
+    using var scope = NewDisposeScope();
+    var features = network.Features(Diffuse.Randomness.SeededNoise.Normal(7, 0, 0, 2 * pairs * m, new long[] { 1, 28, 28 }).clamp(-1, 1));
+    var values = new List<double>();
+    for (int p = 0; p < pairs; p++)
+    {
+        var kid = Diffuse.Evaluation.FeatureMetrics.KernelInceptionDistance(features.narrow(0, 2 * p * m, m), features.narrow(0, (2 * p + 1) * m, m));
+        values.Add(kid.Mean);
+        Console.WriteLine($"pair {p}: KD {kid.Mean:G4}, sd over subsets {kid.StdDev:G2}");
+    }
+    double mean = values.Average();
+    Console.WriteLine($"spread over {pairs} independent pairs: {Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (pairs - 1)):G4}");
     return 0;
 }
 
