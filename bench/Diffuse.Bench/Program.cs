@@ -167,7 +167,7 @@ static int KdSpread(string[] args)
     {
         var kid = Diffuse.Evaluation.FeatureMetrics.KernelInceptionDistance(features.narrow(0, 2 * p * m, m), features.narrow(0, (2 * p + 1) * m, m));
         values.Add(kid.Mean);
-        Console.WriteLine($"pair {p}: KD {kid.Mean:G4}, sd over subsets {kid.StdDev:G2}");
+        Console.WriteLine($"pair {p}: KD {kid.Mean:G4} ± {kid.StdError:G2} (standard error), sd over subsets {kid.StdDev:G2}");
     }
     double mean = values.Average();
     Console.WriteLine($"spread over {pairs} independent pairs: {Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (pairs - 1)):G4}");

@@ -24,10 +24,19 @@ public sealed record GaussianStatistics(double[] Mean, double[,] Covariance)
     }
 }
 
-/// <summary>Kernel inception distance: the mean of the unbiased MMD² over subsets, and its standard deviation.</summary>
+/// <summary>Kernel inception distance: the mean of the unbiased MMD² over subsets, their spread, and its standard error.</summary>
 /// <param name="Mean">Mean of the subset estimates.</param>
-/// <param name="StdDev">Standard deviation of the subset estimates.</param>
-public sealed record KidResult(double Mean, double StdDev);
+/// <param name="StdDev">
+/// Standard deviation of the subset estimates: not an error bar when the sets are not much larger than a subset (the
+/// subsets overlap; when both sets have at most one subset's rows it is 0).
+/// </param>
+/// <param name="StdError">
+/// The standard error of one subset's estimate from the variance of a U-statistic of order 2 (Hoeffding 1948):
+/// 4(m − 2)/(m(m − 1))·ζ₁ + 2/(m(m − 1))·ζ₂ for the pair kernel h = k(x,x′) + k(y,y′) − k(x,y′) − k(x′,y), with ζ₁
+/// (the variance of a row's mean of h, less its own noise) and ζ₂ (the variance of h) estimated from the kernel
+/// matrices; averaged over subsets, it is exact when the subsets are the whole sets and an upper bound otherwise.
+/// </param>
+public sealed record KidResult(double Mean, double StdDev, double StdError);
 
 /// <summary>Improved precision and recall of a generated set against a real set.</summary>
 /// <param name="Precision">Fraction of generated points inside the real manifold estimate.</param>
@@ -74,9 +83,10 @@ public static class FeatureMetrics
         var y = b.to_type(ScalarType.Float64);
         long features = x.shape[1];
         int m = (int)Math.Min(subsetSize, Math.Min(x.shape[0], y.shape[0]));
-        if (m < 2) throw new DiffuseException("KID needs at least two rows in each set.");
+        if (m < 3) throw new DiffuseException("KID needs at least three rows in each set.");
         var rng = new Random(unchecked((int)seed));
         var estimates = new double[subsets];
+        var errors = new double[subsets];
         for (int s = 0; s < subsets; s++)
         {
             using var inner = NewDisposeScope();
@@ -89,10 +99,29 @@ public static class FeatureMetrics
             double syy = (kyy.sum().item<double>() - kyy.diagonal().sum().item<double>()) / (m * (m - 1.0));
             double sxy = kxy.sum().item<double>() / ((double)m * m);
             estimates[s] = sxx + syy - 2 * sxy;
+            errors[s] = Math.Sqrt(UStatisticVariance(kxx + kyy - kxy - kxy.t(), m));
         }
         double mean = estimates.Average();
         double std = subsets > 1 ? Math.Sqrt(estimates.Sum(e => (e - mean) * (e - mean)) / (subsets - 1)) : 0;
-        return new KidResult(mean, std);
+        return new KidResult(mean, std, errors.Average());
+    }
+
+    /// <summary>
+    /// The variance of the U-statistic of order 2 with the symmetric pair kernel <paramref name="h"/> [m, m] (its diagonal
+    /// ignored): 4(m − 2)/(m(m − 1))·ζ₁ + 2/(m(m − 1))·ζ₂. ζ₂ is the variance of the off-diagonal entries; ζ₁ that of the
+    /// row means, less the part their own averaging noise adds (ζ₂/(m − 1)), and at least 0, so that the estimate is
+    /// neither inflated when ζ₁ vanishes (two samples of one distribution) nor short of it otherwise.
+    /// </summary>
+    private static double UStatisticVariance(Tensor h, int m)
+    {
+        using var scope = NewDisposeScope();
+        var offDiagonal = h - diag(h.diagonal());
+        var rowMeans = offDiagonal.sum(1) / (m - 1.0);
+        double u = rowMeans.mean().item<double>();
+        double zeta2 = Math.Max(0, (offDiagonal.square().sum().item<double>() / (m * (m - 1.0))) - u * u);
+        double rowVariance = (rowMeans - u).square().sum().item<double>() / (m - 1.0);
+        double zeta1 = Math.Max(0, rowVariance - zeta2 / (m - 1.0));
+        return 4.0 * (m - 2) / (m * (m - 1.0)) * zeta1 + 2.0 / (m * (m - 1.0)) * zeta2;
     }
 
     /// <summary>

@@ -29,16 +29,16 @@ public sealed record ImageQualityOptions(int NearestNeighbours = 3, int KidSubse
 /// </summary>
 /// <param name="Name">The metric and the features it is computed on, e.g. "FD (Diffuse Fashion-MNIST features)" or "FID".</param>
 /// <param name="Value">The metric of the generated images against the reference set.</param>
-/// <param name="ValueStdDev">Its spread over random subsets (kernel distance only; null otherwise).</param>
+/// <param name="ValueStdError">Its standard error (kernel distance only, <see cref="KidResult.StdError"/>; null otherwise).</param>
 /// <param name="Floor">The metric of the floor set of real images against the reference set.</param>
-/// <param name="FloorStdDev">Its spread over random subsets (kernel distance only; null otherwise).</param>
+/// <param name="FloorStdError">Its standard error (kernel distance only; null otherwise).</param>
 /// <param name="HigherIsBetter">False for distances, true for precision, recall and accuracy.</param>
-public sealed record ImageQualityMetric(string Name, double Value, double? ValueStdDev, double Floor, double? FloorStdDev, bool HigherIsBetter)
+public sealed record ImageQualityMetric(string Name, double Value, double? ValueStdError, double Floor, double? FloorStdError, bool HigherIsBetter)
 {
     /// <summary>
     /// <see cref="Value"/> / <see cref="Floor"/>: 1 means as close to the reference as real images; above 1 is worse for
     /// a distance, below 1 worse for the others. Null when the floor is not positive (the unbiased kernel distance of
-    /// real images scatters around 0, where a ratio means nothing: compare the values with their spreads instead).
+    /// real images scatters around 0, where a ratio means nothing: compare the values with their standard errors instead).
     /// </summary>
     public double? Ratio => Floor > 0 && double.IsFinite(Value) ? Value / Floor : null;
 }
@@ -57,7 +57,7 @@ public sealed record ImageQualityMetric(string Name, double Value, double? Value
 /// <param name="ReferenceCount">Real images in the reference set.</param>
 /// <param name="PrecisionRecallReferenceCount">Reference images in the precision and recall manifold: min(N, reference), a seeded subset.</param>
 /// <param name="FrechetDistance">Fréchet distance to the reference's Gaussian fit ("FID" on Inception, "FD (network)" otherwise).</param>
-/// <param name="KernelDistance">Unbiased MMD² with the cubic polynomial kernel, mean ± sd over subsets ("KID" on Inception, "KD (network)" otherwise).</param>
+/// <param name="KernelDistance">Unbiased MMD² with the cubic polynomial kernel, mean over subsets ± its standard error ("KID" on Inception, "KD (network)" otherwise).</param>
 /// <param name="Precision">Fraction of generated images inside the reference manifold.</param>
 /// <param name="Recall">Fraction of reference images inside the generated manifold.</param>
 /// <param name="ClassAccuracy">Fraction of generated images classified as the requested class; null without labels or logits.</param>
@@ -162,7 +162,7 @@ public sealed record ImageQualityReport(
 
         var kidGenerated = FeatureMetrics.KernelInceptionDistance(genFeatures, refFeatures, options.KidSubsets, options.KidSubsetSize, options.Seed);
         var kidFloor = FeatureMetrics.KernelInceptionDistance(floorFeatures, refFeatures, options.KidSubsets, options.KidSubsetSize, options.Seed);
-        var kd = new ImageQualityMetric(fid ? "KID" : $"KD ({name})", kidGenerated.Mean, kidGenerated.StdDev, kidFloor.Mean, kidFloor.StdDev, HigherIsBetter: false);
+        var kd = new ImageQualityMetric(fid ? "KID" : $"KD ({name})", kidGenerated.Mean, kidGenerated.StdError, kidFloor.Mean, kidFloor.StdError, HigherIsBetter: false);
 
         int manifold = Math.Min(n, r);
         var manifoldRows = manifold == r
@@ -191,7 +191,7 @@ public sealed record ImageQualityReport(
     {
         var rows = new List<string[]> { new[] { "metric", "samples", "floor", "ratio" } };
         foreach (var m in Metrics)
-            rows.Add([m.Name, Format(m.Value, m.ValueStdDev), Format(m.Floor, m.FloorStdDev),
+            rows.Add([m.Name, Format(m.Value, m.ValueStdError), Format(m.Floor, m.FloorStdError),
                 m.Ratio is double ratio ? ratio.ToString("F2", CultureInfo.InvariantCulture) : "-"]);
         var widths = Enumerable.Range(0, 4).Select(c => rows.Max(row => row[c].Length)).ToArray();
         var text = new StringBuilder();
@@ -225,10 +225,10 @@ public sealed record ImageQualityReport(
         }
     }
 
-    private static string Format(double value, double? stdDev)
+    private static string Format(double value, double? stdError)
     {
         string v = value.ToString("G4", CultureInfo.InvariantCulture);
-        return stdDev is double sd ? $"{v} ± {sd.ToString("G2", CultureInfo.InvariantCulture)}" : v;
+        return stdError is double se ? $"{v} ± {se.ToString("G2", CultureInfo.InvariantCulture)}" : v;
     }
 
     private static int CheckImages(Tensor images, string what, int k)

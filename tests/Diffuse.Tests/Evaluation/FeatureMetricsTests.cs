@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace Diffuse.Tests.Evaluation;
 
-public class FeatureMetricsTests
+public class FeatureMetricsTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Fact]
     public void FrechetDistanceOfTwoGaussiansMatchesTheClosedForm()
@@ -50,9 +50,38 @@ public class FeatureMetricsTests
         var x = Diffuse.Randomness.SeededNoise.Normal(3, 0, 0, 4000, new long[] { 8 });
         var y = Diffuse.Randomness.SeededNoise.Normal(4, 0, 0, 4000, new long[] { 8 });
         var same = FeatureMetrics.KernelInceptionDistance(x, y, subsets: 10, subsetSize: 500);
-        Assert.InRange(same.Mean, -3 * same.StdDev - 1e-4, 3 * same.StdDev + 1e-4);
+        Assert.InRange(same.Mean, -3 * same.StdError, 3 * same.StdError);
         var shifted = FeatureMetrics.KernelInceptionDistance(x, y + 0.5, subsets: 10, subsetSize: 500);
-        Assert.True(shifted.Mean > 10 * same.StdDev, $"shifted KID {shifted.Mean} vs spread {same.StdDev}");
+        Assert.True(shifted.Mean > 10 * shifted.StdError, $"shifted KID {shifted.Mean} ± {shifted.StdError}");
+    }
+
+    [Theory]
+    [InlineData(0.0)]   // one distribution: ζ₁ = 0, the error is of order 1/m (measured ratio 1.31: a little wide)
+    [InlineData(0.3)]   // shifted: ζ₁ > 0, the error is of order 1/√m (measured ratio 1.05)
+    public void TheStandardErrorOfKidMatchesItsSpreadOverIndependentDraws(double shift)
+    {
+        // 60 independent pairs of sets of 150 rows, each its own single subset (so the subset spread is 0): the
+        // estimates scatter by their true standard error, which must be estimated from each pair alone.
+        using var scope = NewDisposeScope();
+        const int draws = 60, rows = 150;
+        var estimates = new double[draws];
+        var errors = new double[draws];
+        for (int i = 0; i < draws; i++)
+        {
+            using var inner = NewDisposeScope();
+            var x = Diffuse.Randomness.SeededNoise.Normal(100 + (ulong)i, 0, 0, rows, new long[] { 6 });
+            var y = Diffuse.Randomness.SeededNoise.Normal(500 + (ulong)i, 0, 0, rows, new long[] { 6 }) + shift;
+            var kid = FeatureMetrics.KernelInceptionDistance(x, y, subsets: 1, subsetSize: rows);
+            Assert.Equal(0, kid.StdDev);
+            (estimates[i], errors[i]) = (kid.Mean, kid.StdError);
+        }
+        double mean = estimates.Average();
+        double spread = Math.Sqrt(estimates.Sum(e => (e - mean) * (e - mean)) / (draws - 1));
+        double estimated = Math.Sqrt(errors.Average(e => e * e));
+        output.WriteLine($"shift {shift}: estimated {estimated:G3}, spread over draws {spread:G3}, ratio {estimated / spread:F2}");
+        // The spread of 60 draws is itself uncertain by about 1/√(2·59) ≈ 9 %.
+        Assert.InRange(estimated / spread, 0.75, 1.5);
+        if (shift == 0) Assert.InRange(mean, -3 * spread / Math.Sqrt(draws), 3 * spread / Math.Sqrt(draws));
     }
 
     [Fact]

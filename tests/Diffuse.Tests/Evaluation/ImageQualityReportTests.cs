@@ -69,14 +69,14 @@ public class ImageQualityReportTests
         Assert.True(report.FrechetDistance.Floor > 0);
         Assert.InRange(report.FrechetDistance.Ratio!.Value, 0.6, 1.6);
         // The unbiased kernel distance of either set scatters around 0.
-        Assert.InRange(report.KernelDistance.Value, -4 * report.KernelDistance.ValueStdDev!.Value - 1e-5, 4 * report.KernelDistance.ValueStdDev.Value + 1e-5);
-        Assert.InRange(report.KernelDistance.Floor, -4 * report.KernelDistance.FloorStdDev!.Value - 1e-5, 4 * report.KernelDistance.FloorStdDev.Value + 1e-5);
+        Assert.InRange(report.KernelDistance.Value, -4 * report.KernelDistance.ValueStdError!.Value - 1e-5, 4 * report.KernelDistance.ValueStdError.Value + 1e-5);
+        Assert.InRange(report.KernelDistance.Floor, -4 * report.KernelDistance.FloorStdError!.Value - 1e-5, 4 * report.KernelDistance.FloorStdError.Value + 1e-5);
         Assert.InRange(report.Precision.Value - report.Precision.Floor, -0.05, 0.05);
         Assert.InRange(report.Recall.Value - report.Recall.Floor, -0.05, 0.05);
 
         var shifted = ImageQualityReport.Evaluate(network, same + 0.3, null, reference, floor, null);
         Assert.True(shifted.FrechetDistance.Ratio > 5, $"FD ratio of shifted samples {shifted.FrechetDistance.Ratio}");
-        Assert.True(shifted.KernelDistance.Value > 10 * shifted.KernelDistance.FloorStdDev!.Value);
+        Assert.True(shifted.KernelDistance.Value > 10 * shifted.KernelDistance.FloorStdError!.Value);
         Assert.True(shifted.Precision.Value < shifted.Precision.Floor - 0.1);
         Assert.Equal(report.FrechetDistance.Floor, shifted.FrechetDistance.Floor);
     }
