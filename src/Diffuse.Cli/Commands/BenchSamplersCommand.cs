@@ -161,7 +161,8 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
             // an interrupted run resumes, a wider one measures only the new settings.
             keyParts.AddRange(new[] { metric.Name, $"count {options.Count}", $"seed {options.Seed}", $"guidance {options.Guidance.ToString("R", CultureInfo.InvariantCulture)}", $"step {model.Config.Step}" });
             var store = SamplerRunStore.Open(folder, SamplerRunStore.KeyOf(folder, keyParts));
-            var known = settings.Fresh ? Array.Empty<SamplerRun>() : store.Runs.Where(r => SamplerBenchmark.Settings(model.Schedule, options).Contains(r.Setting)).ToArray();
+            var wanted = SamplerBenchmark.Settings(model.Schedule, options).ToHashSet();
+            var known = settings.Fresh ? Array.Empty<SamplerRun>() : store.Runs.Where(r => wanted.Contains(r.Setting)).ToArray();
             if (known.Length > 0)
                 output.WriteLine($"reusing {known.Length} of the {settingsToMeasure} settings measured earlier on these weights, samples and seed ({Path.GetFullPath(store.FilePath)}; --fresh measures them again)");
             else if (store.Discarded > 0)

@@ -66,9 +66,15 @@ public sealed class SamplerRunStore
     public static string KeyOf(string modelFolder, IEnumerable<string> parts)
     {
         string weights = Path.Combine(modelFolder, Trainer.WeightsFile);
-        byte[] weightsDigest = File.Exists(weights) ? SHA256.HashData(File.ReadAllBytes(weights)) : Array.Empty<byte>();
-        byte[] text = Encoding.UTF8.GetBytes(string.Join("\n", parts));
-        return Convert.ToHexString(SHA256.HashData(weightsDigest.Concat(text).ToArray())).ToLowerInvariant();
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        if (File.Exists(weights))
+        {
+            // Streamed: a large model's weights are hashed without holding them in memory.
+            using var stream = File.OpenRead(weights);
+            hash.AppendData(SHA256.HashData(stream));
+        }
+        hash.AppendData(Encoding.UTF8.GetBytes(string.Join("\n", parts)));
+        return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
     }
 
     /// <summary>
