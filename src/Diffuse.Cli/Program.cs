@@ -101,6 +101,7 @@ public static class Program
         // Commands set libtorch's thread count for their model; an in-process caller (a test, a host application) gets
         // its own setting back afterwards.
         int threads = TorchSharp.torch.get_num_threads();
+        int? fixedThreads = Diffuse.Runtime.TorchThreads.Fixed;
         try
         {
             return app.Run(args);
@@ -133,7 +134,8 @@ public static class Program
         }
         finally
         {
-            CommonSettings.SetTorchThreads(threads);
+            Diffuse.Runtime.TorchThreads.Fixed = fixedThreads;
+            Diffuse.Runtime.TorchThreads.Set(threads);
         }
     }
 

@@ -5,6 +5,7 @@ using Diffuse.Data.Images;
 using Diffuse.Denoisers;
 using Diffuse.Evaluation;
 using Diffuse.Models;
+using Diffuse.Runtime;
 using Diffuse.Sampling;
 using Diffuse.Schedules;
 using Diffuse.Training;
@@ -19,7 +20,7 @@ namespace Diffuse;
 /// <see cref="EdmDenoiser"/> for EDM, so sampling, guidance, the bound and the ODE likelihood work alike for all. For tables, inputs and outputs are in the data's original units; for images, in the
 /// model range [−1, 1] (<see cref="ImageDataset.ToBytes"/> turns them into 8-bit pixels).
 /// </summary>
-public sealed class DiffusionModel : IDisposable
+public sealed partial class DiffusionModel : IDisposable
 {
     private readonly bool _ownsNetwork;
     private readonly IConditionalDenoiser _networkDenoiser;
@@ -90,10 +91,16 @@ public sealed class DiffusionModel : IDisposable
     /// <summary>Names of the classes (index = label); empty for an unconditional model.</summary>
     public IReadOnlyList<string> ClassNames => ClassCount > 0 && Config.Data.ClassNames is { } names ? names : Array.Empty<string>();
 
-    /// <summary>Loads a model folder written by training (config.json and model.safetensors), checking that they fit together.</summary>
-    public static DiffusionModel Load(string folder)
+    /// <summary>
+    /// Loads a model folder written by training (config.json and model.safetensors), checking that they fit together;
+    /// <paramref name="model"/> may also name a model shipped with Diffuse, such as <c>fashion-mnist</c>
+    /// (<see cref="ShippedModels"/>).
+    /// </summary>
+    /// <param name="model">A model folder, or the name of a shipped model.</param>
+    /// <exception cref="DiffuseException">The folder does not exist or does not hold a valid model.</exception>
+    public static DiffusionModel Load(string model)
     {
-        if (!Directory.Exists(folder)) throw new DiffuseException($"model folder '{folder}' does not exist. Give the --out folder of 'diffuse train'.");
+        string folder = ShippedModels.Resolve(model);
         var config = DiffusionModelConfig.Load(Path.Combine(folder, Trainer.ConfigFile));
         string weights = Path.Combine(folder, Trainer.WeightsFile);
         if (!File.Exists(weights)) throw new DiffuseException($"'{folder}' has config.json but no {Trainer.WeightsFile}. Train the model again.");
@@ -109,8 +116,18 @@ public sealed class DiffusionModel : IDisposable
             throw;
         }
         network.eval();
-        return new DiffusionModel(config, network, ownsNetwork: true);
+        return new DiffusionModel(config, network, ownsNetwork: true) { Folder = folder };
     }
+
+    /// <summary>The folder the model was loaded from (where its sampler.json lives), or null for a model in memory.</summary>
+    public string? Folder { get; private init; }
+
+    /// <summary>
+    /// The sampler used when none is given (<see cref="SamplingDefaults"/>): the best setting recorded in the folder's
+    /// sampler.json, else 50 DPM-Solver++(2M) steps for images and DDPM over every trained timestep for tables.
+    /// </summary>
+    /// <exception cref="DiffuseException">The folder's sampler.json is invalid.</exception>
+    public ChosenSampler DefaultSampler => SamplingDefaults.For(IsImage, Schedule, Folder);
 
     /// <summary>Wraps a network in memory (e.g. a trainer's EMA network).</summary>
     public static DiffusionModel FromNetwork(DiffusionModelConfig config, DiffusionNetwork network, bool ownsNetwork) => new(config, network, ownsNetwork);
@@ -122,7 +139,7 @@ public sealed class DiffusionModel : IDisposable
     /// </summary>
     /// <param name="count">Number of samples.</param>
     /// <param name="seed">The seed; sample i's noise is a function of (seed, i) only.</param>
-    /// <param name="options">Sampler and steps (default: DDPM over every timestep).</param>
+    /// <param name="options">Sampler and steps (default: <see cref="DefaultSampler"/>).</param>
     /// <param name="onStep">Called after every step of every batch (for progress bars and animations).</param>
     /// <param name="first">Number of the first sample (to continue or shard a run).</param>
     /// <param name="classes">
@@ -131,14 +148,19 @@ public sealed class DiffusionModel : IDisposable
     /// </param>
     /// <param name="guidance">
     /// Classifier-free guidance scale w (Ho and Salimans 2022): ε̃ = ε_uncond + w·(ε_cond − ε_uncond); 1 is the plain
-    /// conditional model, 0 the unconditional one, larger values trade diversity for fidelity.
+    /// conditional model, 0 the unconditional one, larger values trade diversity for fidelity (default
+    /// <see cref="SamplingDefaults.Guidance"/>). This is the paper's w + 1: Ho and Salimans write ε̃ = (1 + w)·ε_cond − w·ε_uncond.
     /// </param>
     /// <param name="batchSize">Samples per batch (limits memory; does not change the samples).</param>
+    /// <param name="cancellationToken">Stops the run after the current network evaluation; every intermediate tensor is freed.</param>
+    /// <exception cref="DiffuseException">An argument is out of range (count, classes, guidance, sampler options).</exception>
+    /// <exception cref="OperationCanceledException">The run was cancelled.</exception>
     public Tensor Sample(int count, ulong seed, SamplerOptions? options = null, Action<SamplerStep>? onStep = null, long first = 0,
-        IReadOnlyList<long>? classes = null, double guidance = 1.0, int batchSize = 0)
+        IReadOnlyList<long>? classes = null, double? guidance = null, int batchSize = 0, CancellationToken cancellationToken = default)
     {
-        options ??= new SamplerOptions();
+        options ??= DefaultSampler.Options;
         options.Validate();
+        double scale = guidance ?? SamplingDefaults.Guidance;
         if (count < 1) throw new DiffuseException($"the number of samples must be at least 1 (got {count}).");
         if (batchSize <= 0) batchSize = IsImage ? DefaultImageBatch : DefaultTableBatch;
         if (classes is not null)
@@ -149,7 +171,14 @@ public sealed class DiffusionModel : IDisposable
                 if (c < 0 || c >= ClassCount)
                     throw new DiffuseException($"class {c} does not exist: this model knows classes 0 … {ClassCount - 1} ({string.Join(", ", ClassNames.Select((n, i) => $"{i} {n}"))}).");
         }
-        if (double.IsNaN(guidance) || guidance < 0) throw new DiffuseException($"the guidance scale must be zero or positive (got {guidance}).");
+        if (double.IsNaN(scale) || scale < 0) throw new DiffuseException($"the guidance scale must be zero or positive (got {scale}).");
+        cancellationToken.ThrowIfCancellationRequested();
+        TorchThreads.Apply(IsImage);
+        Action<SamplerStep>? report = !cancellationToken.CanBeCanceled ? onStep : step =>
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            onStep?.Invoke(step);
+        };
         var batches = new List<Tensor>();
         try
         {
@@ -161,10 +190,10 @@ public sealed class DiffusionModel : IDisposable
                 if (classes is not null)
                 {
                     var labels = tensor(Enumerable.Range((int)(start - first), size).Select(i => classes[i]).ToArray());
-                    IDenoiser guided = new ClassifierFreeGuidance(_networkDenoiser, labels, guidance);
+                    IDenoiser guided = new ClassifierFreeGuidance(_networkDenoiser, labels, scale);
                     denoiser = ClampToDataRange && ClampedDenoiser is not null ? Reclamp(guided) : guided;
                 }
-                var z = Sampler.SampleBatch(denoiser, Schedule, ExampleShape, start, size, seed, options, onStep);
+                var z = Sampler.SampleBatch(denoiser, Schedule, ExampleShape, start, size, seed, options, report);
                 var result = IsImage ? z.clamp(-1, 1) : Normalization.Invert(z);
                 batches.Add(result.MoveToOuterDisposeScope());
             }
@@ -178,10 +207,10 @@ public sealed class DiffusionModel : IDisposable
 
     /// <summary>Draws images as 8-bit pixels: <see cref="Sample"/> mapped by <see cref="ImageDataset.ToBytes"/>, uint8 [count, C, H, W].</summary>
     public Tensor SampleImages(int count, ulong seed, SamplerOptions? options = null, Action<SamplerStep>? onStep = null, long first = 0,
-        IReadOnlyList<long>? classes = null, double guidance = 1.0, int batchSize = 0)
+        IReadOnlyList<long>? classes = null, double? guidance = null, int batchSize = 0, CancellationToken cancellationToken = default)
     {
         if (!IsImage) throw new DiffuseException($"this model was trained on a table ({Config.Data.Source}), not on images.");
-        using var samples = Sample(count, seed, options, onStep, first, classes, guidance, batchSize);
+        using var samples = Sample(count, seed, options, onStep, first, classes, guidance, batchSize, cancellationToken);
         return ImageDataset.ToBytes(samples);
     }
 
@@ -213,9 +242,16 @@ public sealed class DiffusionModel : IDisposable
     /// The variational bound on the negative log-likelihood of <paramref name="data"/> (original units) in nats per
     /// dimension of the original units (see <see cref="VariationalBound"/>).
     /// </summary>
-    public BoundResult Bound(Tensor data, ulong seed = 0, DdpmVariance variance = DdpmVariance.Large, Action<int, int>? onProgress = null)
+    /// <param name="data">Rows in the data's original units, [N, D].</param>
+    /// <param name="seed">Seed of the noise.</param>
+    /// <param name="variance">The reverse variance (a model that learns it uses its own).</param>
+    /// <param name="onProgress">Called with (network evaluations done, total): the bound costs T evaluations per row.</param>
+    /// <param name="cancellationToken">Stops the computation at the next network evaluation.</param>
+    public BoundResult Bound(Tensor data, ulong seed = 0, DdpmVariance variance = DdpmVariance.Large, Action<int, int>? onProgress = null,
+        CancellationToken cancellationToken = default)
     {
         CheckColumns(data);
+        onProgress = Cancellable(onProgress, cancellationToken);
         using var scope = NewDisposeScope();
         var standardised = Normalization.Apply(data);
         return VariationalBound.Compute(Denoiser, Schedule, standardised, seed, variance, new GaussianDecoder(),
@@ -227,9 +263,16 @@ public sealed class DiffusionModel : IDisposable
     /// nats per dimension of the original units (see <see cref="OdeLikelihood"/>); the denoiser is <see cref="Denoiser"/>,
     /// the one the samplers drive. Default options: RK4 with 100 steps in log σ and one Rademacher probe per point.
     /// </summary>
-    public LikelihoodResult OdeNll(Tensor data, OdeLikelihoodOptions? options = null, ulong seed = 0, Action<int, int>? onProgress = null)
+    /// <param name="data">Rows in the data's original units, [N, D].</param>
+    /// <param name="options">Solver and trace-estimator options.</param>
+    /// <param name="seed">Seed of the trace probes.</param>
+    /// <param name="onProgress">Called with (work done, total).</param>
+    /// <param name="cancellationToken">Stops the computation at the next network evaluation.</param>
+    public LikelihoodResult OdeNll(Tensor data, OdeLikelihoodOptions? options = null, ulong seed = 0, Action<int, int>? onProgress = null,
+        CancellationToken cancellationToken = default)
     {
         CheckColumns(data);
+        onProgress = Cancellable(onProgress, cancellationToken);
         options ??= new OdeLikelihoodOptions();
         if (options.Dequantize)
             throw new DiffuseException("dequantisation applies to 8-bit data in [−1, 1]; this model was trained on continuous columns.");
@@ -253,10 +296,12 @@ public sealed class DiffusionModel : IDisposable
     /// 0 for every one of the T terms; K for an unbiased stratified estimate from K terms per batch (see
     /// <see cref="VariationalBound.Compute"/>), K/T of the cost.
     /// </param>
+    /// <param name="cancellationToken">Stops the computation at the next network evaluation.</param>
     public BoundResult Bound(ImageDataset images, ulong seed = 0, DdpmVariance variance = DdpmVariance.Large, Action<int, int>? onProgress = null,
-        int batchSize = 250, int timestepSamples = 0)
+        int batchSize = 250, int timestepSamples = 0, CancellationToken cancellationToken = default)
     {
         CheckImages(images);
+        onProgress = Cancellable(onProgress, cancellationToken);
         using var scope = NewDisposeScope();
         var x = ImageDataset.ToModelRange(images.Images);
         return VariationalBound.Compute(Denoiser, Schedule, x, seed, variance, new DiscretizedGaussianDecoder(), 0, batchSize, onProgress, timestepSamples);
@@ -267,13 +312,36 @@ public sealed class DiffusionModel : IDisposable
     /// App. D.2) in nats per dimension of the discrete data, with uniform dequantisation (set
     /// <see cref="OdeLikelihoodOptions.Dequantize"/>, the default here), so that it bounds the discrete NLL.
     /// </summary>
-    public LikelihoodResult OdeNll(ImageDataset images, OdeLikelihoodOptions? options = null, ulong seed = 0, Action<int, int>? onProgress = null)
+    /// <param name="images">8-bit images of the model's shape.</param>
+    /// <param name="options">Solver and trace-estimator options (dequantisation on by default).</param>
+    /// <param name="seed">Seed of the dequantisation noise and the trace probes.</param>
+    /// <param name="onProgress">Called with (work done, total).</param>
+    /// <param name="cancellationToken">Stops the computation at the next network evaluation.</param>
+    public LikelihoodResult OdeNll(ImageDataset images, OdeLikelihoodOptions? options = null, ulong seed = 0, Action<int, int>? onProgress = null,
+        CancellationToken cancellationToken = default)
     {
         CheckImages(images);
+        onProgress = Cancellable(onProgress, cancellationToken);
         options ??= new OdeLikelihoodOptions(Dequantize: true);
         using var scope = NewDisposeScope();
         var x = ImageDataset.ToModelRange(images.Images);
         return OdeLikelihood.Compute(SigmaDenoiser.From(Denoiser, Schedule), Schedule, x, options, seed, 0, onProgress);
+    }
+
+    /// <summary>
+    /// A progress callback that first stops the work when <paramref name="cancellationToken"/> is cancelled, and applies
+    /// the thread count of <see cref="TorchThreads"/> for this model: every evaluation calls it before its first step.
+    /// </summary>
+    private Action<int, int>? Cancellable(Action<int, int>? onProgress, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        TorchThreads.Apply(IsImage);
+        if (!cancellationToken.CanBeCanceled) return onProgress;
+        return (done, total) =>
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            onProgress?.Invoke(done, total);
+        };
     }
 
     /// <summary>Throws a clear error when <paramref name="images"/> do not have this model's image shape.</summary>

@@ -120,7 +120,7 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
             if (model.IsImage)
             {
                 int requested = settings.Count ?? DefaultImageCount;
-                double guidance = settings.Guidance ?? SampleCommand.DefaultGuidance;
+                double guidance = settings.Guidance ?? SamplingDefaults.Guidance;
                 if (model.ClassCount == 0 && settings.Guidance is not null)
                     throw new DiffuseException($"--guidance needs a class-conditional model; {folder} was trained without classes.");
                 images = ImageEvaluationSets.Prepare(model, settings.Data, settings.Features, requested, settings.Seed);

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Globalization;
 using Diffuse.Parameterization;
+using Diffuse.Runtime;
 using Diffuse.Sampling;
 using Diffuse.Schedules;
 using Spectre.Console.Cli;
@@ -15,34 +16,16 @@ public class CommonSettings : CommandSettings
     [Description("CPU threads for libtorch (default: $DIFFUSE_THREADS if set, else 1 for tables, where one thread is fastest, and every core for image models, whose convolutions scale; see docs/benchmarks.md).")]
     public int? Threads { get; init; }
 
-    /// <summary>The DIFFUSE_THREADS environment variable as a thread count, when it holds a positive number.</summary>
-    private static int? EnvironmentThreads()
-    {
-        string? value = Environment.GetEnvironmentVariable("DIFFUSE_THREADS");
-        if (string.IsNullOrWhiteSpace(value)) return null;
-        if (int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n >= 1) return n;
-        throw new DiffuseException($"DIFFUSE_THREADS must be a positive whole number (got '{value}'); unset it to use the default.");
-    }
-
     /// <summary>
-    /// Applies the thread setting: --threads when given, else the DIFFUSE_THREADS environment variable, else 1 for tables (for a small MLP, more threads only add
+    /// Applies the thread setting (<see cref="TorchThreads"/>): --threads when given (fixed for every library call of the
+    /// command), else the DIFFUSE_THREADS environment variable, else 1 for tables (for a small MLP, more threads only add
     /// synchronisation) and every core for images (the U-Net's convolutions ran 1.8× faster on 2 threads than on 1).
     /// </summary>
     public void ApplyThreads(bool imageModel = false)
     {
-        int threads = Threads ?? EnvironmentThreads() ?? (imageModel ? Environment.ProcessorCount : 1);
-        if (threads < 1) throw new DiffuseException($"--threads must be at least 1 (got {threads}).");
-        SetTorchThreads(threads);
-    }
-
-    /// <summary>
-    /// Sets libtorch's intra-op thread count only when it changes: the setting is process-wide and rebuilds libtorch's
-    /// thread pools, so a host running commands in-process on several threads (the tests do) must not see it set
-    /// while its own tensor work is under way.
-    /// </summary>
-    internal static void SetTorchThreads(int threads)
-    {
-        if (TorchSharp.torch.get_num_threads() != threads) TorchSharp.torch.set_num_threads(threads);
+        if (Threads is < 1) throw new DiffuseException($"--threads must be at least 1 (got {Threads}).");
+        if (Threads is { } n) TorchThreads.Fixed = n;
+        TorchThreads.Apply(imageModel);
     }
 }
 
@@ -124,9 +107,6 @@ public class SamplerSettings : CommonSettings
     [Description("Do not project each step's x0 estimate onto the training data's bounding box (on by default; the exact denoiser always lies inside it).")]
     public bool NoClamp { get; init; }
 
-    /// <summary>Steps of the default image sampler (DPM-Solver++(2M) on log-SNR-uniform levels) when a model has no sampler.json: 50, measured on the shipped Fashion-MNIST model (docs/results.md).</summary>
-    public const int ImageDefaultSteps = 50;
-
     /// <summary>The sampler options these settings describe.</summary>
     public SamplerOptions ToSamplerOptions()
     {
@@ -198,27 +178,15 @@ public class SamplerSettings : CommonSettings
             }
             return (options, $"{SamplerSpacings.Describe(options, schedule)} ({options.FunctionEvaluations(schedule)} network evaluations)");
         }
-        var record = SamplerRecord.Load(folder);
-        var defaults = ToSamplerOptions();
-        if (record is null)
-        {
-            if (Nfe is { } n)
-                throw new DiffuseException($"--nfe {n} picks a setting measured by 'diffuse bench-samplers', but {folder} has no {SamplerRecord.FileName}: run 'diffuse bench-samplers --model {folder}' first, or give --sampler (with --nfe it then takes the most steps within {n} evaluations).");
-            if (imageDefault && model.IsImage)
-            {
-                // 1,000 network evaluations per image take minutes on a CPU. On the shipped Fashion-MNIST model 50 DPM-Solver++
-                // steps gave FD 4.2 where 20 gave 6.3–8.2 (docs/results.md); 20 are enough for previews.
-                var fast = defaults with { Kind = SamplerKind.DpmSolver2M, Steps = ImageDefaultSteps, Sigmas = NoiseLevelSpacing.LogSnr };
-                return (fast, $"{SamplerSpacings.Describe(fast, schedule)} (the default for images; 'diffuse bench-samplers' measures others)");
-            }
-            return (defaults, $"{SamplerSpacings.Describe(defaults, schedule)} (the default; 'diffuse bench-samplers' finds faster settings)");
-        }
-        var entry = record.Choose(Nfe);
-        var chosen = SamplerRecord.ToSetting(entry).ToOptions(defaults);
+        if (Nfe is { } n && !File.Exists(Path.Combine(folder, SamplerRecord.FileName)))
+            throw new DiffuseException($"--nfe {n} picks a setting measured by 'diffuse bench-samplers', but {folder} has no {SamplerRecord.FileName}: run 'diffuse bench-samplers --model {folder}' first, or give --sampler (with --nfe it then takes the most steps within {n} evaluations).");
+        var chosen = SamplingDefaults.For(imageDefault && model.IsImage, schedule, folder, Nfe, ToSamplerOptions());
+        if (chosen.Recorded is not { } entry) return (chosen.Options, chosen.Description);
+        var record = SamplerRecord.Load(folder)!;
         if (record.ModelStep != model.Config.Step)
             CliContext.Out.WriteLine($"note: {SamplerRecord.FileName} was measured at training step {record.ModelStep}, the model is now at step {model.Config.Step}; run 'diffuse bench-samplers' again to update it.");
         string why = Nfe is null ? $"budget {entry.Budget}" : $"budget {entry.Budget} for --nfe {Nfe}";
-        return (chosen, $"{SamplerSpacings.Describe(chosen, schedule)} (from bench-samplers, {why})");
+        return (chosen.Options, $"{SamplerSpacings.Describe(chosen.Options, schedule)} (from bench-samplers, {why})");
     }
 }
 

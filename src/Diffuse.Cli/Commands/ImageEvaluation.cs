@@ -49,7 +49,7 @@ public static class ImageEvaluation
         if (settings.Memorization is { } picture && !picture.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             throw new DiffuseException($"--memorization writes a picture: give a .png file (got '{picture}').");
         int count = settings.Count ?? DefaultCount;
-        double guidance = settings.Guidance ?? SampleCommand.DefaultGuidance;
+        double guidance = settings.Guidance ?? SamplingDefaults.Guidance;
         using var sets = ImageEvaluationSets.Prepare(model, settings.Data, settings.Features, count, settings.Seed);
         var (train, test, reference, floor, labels, network) = (sets.Train, sets.Test, sets.Reference, sets.Floor, sets.Labels, sets.Network);
         var (options, samplerDescription) = settings.ResolveSampler(model, folder, imageDefault: true);

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using Diffuse.Data;
 using Diffuse.Data.Images;
+using Diffuse.Sampling;
 using Diffuse.Imaging;
 using Spectre.Console.Cli;
 using static TorchSharp.torch;
@@ -44,12 +45,6 @@ public sealed class SampleSettings : SamplerSettings
 /// <summary><c>diffuse sample</c>.</summary>
 public sealed class SampleCommand : Command<SampleSettings>
 {
-    /// <summary>
-    /// The guidance scale used when --guidance is not given: 1.5, the one of 1, 1.5 and 2 at which the shipped
-    /// Fashion-MNIST model met both FD ≤ 3× its floor and class accuracy ≥ 90 % (docs/results.md).
-    /// </summary>
-    public const double DefaultGuidance = 1.5;
-
     /// <inheritdoc />
     public override int Execute(CommandContext context, SampleSettings settings, CancellationToken cancellationToken)
     {
@@ -99,7 +94,7 @@ public sealed class SampleCommand : Command<SampleSettings>
         if (classes == 0 && (settings.Class is not null || settings.Guidance is not null))
             throw new DiffuseException($"{(settings.Class is not null ? "--class" : "--guidance")} needs a class-conditional model; {settings.Model} was trained without classes.");
         long? only = settings.Class is null ? null : ParseClass(settings.Class, model);
-        double guidance = settings.Guidance ?? DefaultGuidance;
+        double guidance = settings.Guidance ?? SamplingDefaults.Guidance;
         // Which class each sample gets: one class throughout, or rows of classes 0 … K − 1 with as many samples each.
         long[]? labels;
         int count, columns;

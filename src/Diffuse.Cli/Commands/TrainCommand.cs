@@ -322,12 +322,6 @@ public sealed class TrainCommand : Command<TrainSettings>
         HorizontalFlip = s.Flip,
     };
 
-    /// <summary>
-    /// Defaults for images, where the tabular ones (batch 512, lr 3e-3) do not fit: batch 128, lr 2e-4 (Ho et al. 2020
-    /// used 2e-4 with batch 128), warm-up 500, EMA 0.9995, checkpoints every 500 steps.
-    /// </summary>
-    public static TrainingConfig ImageDefaults { get; } = new(Steps: 10_000, BatchSize: 128, LearningRate: 2e-4, WarmupSteps: 500, EmaDecay: 0.9995, CheckpointEvery: 500);
-
     private static Trainer BuildImages(TrainSettings s, ICollective collective)
     {
         foreach (var (given, name) in new[] { (s.Width.HasValue, "--width"), (s.Depth.HasValue, "--depth") })
@@ -354,7 +348,7 @@ public sealed class TrainCommand : Command<TrainSettings>
             AttentionResolutions = attention ?? defaults.AttentionResolutions,
             Dropout = s.Dropout ?? defaults.Dropout,
         };
-        var training = Training(s, ImageDefaults);
+        var training = Training(s, TrainingConfig.Images);
         CliContext.Err.WriteLine($"training on {images}");
         return Trainer.Create(images, training, Schedule(s), Parse.Prediction(s.Prediction), network, collective, Formulation(s, sigmaData: 0.5));
     }
@@ -398,18 +392,23 @@ public sealed class TrainCommand : Command<TrainSettings>
         Action<Trainer, TrainingProgress>? afterStep = null, int? stopAtStep = null, int? previewEvery = null)
     {
         bool images = trainer.Config.Data.IsImage;
-        int preview = previewEvery ?? (images ? trainer.Config.Training.CheckpointEvery : 0);
-        using (var bar = new ProgressBar("train", trainer.Config.Training.Steps, "step"))
+        if (previewEvery is { } every) trainer.PreviewEvery = every;
+        EventHandler<PreviewEventArgs> writePreview = (_, e) => Previews.Write(folder, e);
+        if (images) trainer.PreviewReady += writePreview;
+        try
         {
+            using var bar = new ProgressBar("train", trainer.Config.Training.Steps, "step");
             bar.Report(trainer.Step);
             trainer.Run(p =>
             {
                 string quartiles = images ? " by t-quarter " + string.Join("/", p.QuartileLosses.Select(q => q.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture))) : "";
                 bar.Report(p.Step, $"loss {Parse.F(p.SmoothedLoss)}{quartiles} lr {p.LearningRate:0.0e0}");
-                if (images && preview > 0 && trainer.Collective.Rank == 0 && (p.Step % preview == 0 || p.Step == p.TotalSteps))
-                    Previews.Write(trainer, folder);
                 afterStep?.Invoke(trainer, p);
             }, folder, cancellationToken, stopAtStep);
+        }
+        finally
+        {
+            trainer.PreviewReady -= writePreview;
         }
         if (trainer.Collective.Rank == 0)
         {

@@ -63,7 +63,7 @@ public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, dou
 /// null class with probability <see cref="TrainingConfig.LabelDropout"/>, for classifier-free guidance.
 /// </para>
 /// </summary>
-public sealed class Trainer : IDisposable
+public sealed partial class Trainer : IDisposable
 {
     /// <summary>File of the EMA weights used for sampling.</summary>
     public const string WeightsFile = "model.safetensors";
@@ -228,7 +228,7 @@ public sealed class Trainer : IDisposable
         FormulationConfig? formulation = null)
     {
         collective ??= SingleProcessCollective.Instance;
-        training ??= new TrainingConfig();
+        training ??= TrainingConfig.Images;
         schedule ??= new ScheduleConfig();
         formulation = WithDefaultEdm(formulation ?? new FormulationConfig(), sigmaData: 0.5);
         CheckSettings(training, schedule, prediction, formulation, collective);
@@ -278,6 +278,7 @@ public sealed class Trainer : IDisposable
         }
         if (folder is not null && collective.Rank == 0) trainer.LoadState(folder);
         trainer.BroadcastState();
+        trainer._ownFolder = folder is null ? null : Path.GetFullPath(folder);
         return trainer;
     }
 
@@ -327,37 +328,8 @@ public sealed class Trainer : IDisposable
         using (var scope = NewDisposeScope()) trainer = new Trainer(config, normalisation.Apply(data), null, collective);
         if (collective.Rank == 0) trainer.LoadState(folder);
         trainer.BroadcastState();
+        trainer._ownFolder = Path.GetFullPath(folder);
         return trainer;
-    }
-
-    /// <summary>
-    /// Runs until <see cref="TrainingConfig.Steps"/> (or earlier, at <paramref name="stopAtStep"/>, as an interrupted run
-    /// would), reporting progress, writing checkpoints to <paramref name="folder"/> when given (on rank 0 only).
-    /// </summary>
-    public void Run(Action<TrainingProgress>? onProgress = null, string? folder = null, CancellationToken cancellation = default, int? stopAtStep = null)
-    {
-        int total = Config.Training.Steps;
-        int stop = Math.Min(total, stopAtStep ?? total);
-        var clock = Stopwatch.StartNew();
-        int startStep = Step;
-        double smoothed = _losses.Count > 0 ? _losses[^1].Loss : double.NaN;
-        var smoothedQuartiles = _quartileLosses.Count > 0 ? (double[])_quartileLosses[^1].Clone() : Enumerable.Repeat(double.NaN, Quartiles).ToArray();
-        while (Step < stop)
-        {
-            cancellation.ThrowIfCancellationRequested();
-            double lr = Config.Training.LearningRateAt(Step);
-            double loss = TrainStep();
-            smoothed = double.IsNaN(smoothed) ? loss : 0.99 * smoothed + 0.01 * loss;
-            var quartiles = _quartileLosses[^1];
-            for (int q = 0; q < Quartiles; q++)
-                if (!double.IsNaN(quartiles[q]))
-                    smoothedQuartiles[q] = double.IsNaN(smoothedQuartiles[q]) ? quartiles[q] : 0.99 * smoothedQuartiles[q] + 0.01 * quartiles[q];
-            double rate = (Step - startStep) / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
-            onProgress?.Invoke(new TrainingProgress(Step, total, loss, smoothed, lr, rate, TimeSpan.FromSeconds((total - Step) / Math.Max(rate, 1e-9)),
-                LastGradientNorm, (double[])smoothedQuartiles.Clone()));
-            if (folder is not null && (Step % Config.Training.CheckpointEvery == 0 || Step == stop)) Save(folder);
-        }
-        if (folder is not null && Step == startStep) Save(folder);
     }
 
     /// <summary>
@@ -556,6 +528,9 @@ public sealed class Trainer : IDisposable
         }
         AtomicFile.WriteAllText(Path.Combine(folder, LossFile), csv.ToString());
         AtomicFile.WriteAllText(Path.Combine(folder, ConfigFile), Config.ToJson());
+        _ownFolder = Path.GetFullPath(folder);
+        _savedStep = Step;
+        CheckpointWritten?.Invoke(this, new CheckpointWrittenEventArgs(folder, Step));
     }
 
     /// <summary>
