@@ -1,4 +1,5 @@
 using Diffuse.Checkpoints;
+using TorchSharp;
 using Diffuse.Configuration;
 using Diffuse.Data;
 using Diffuse.Data.Images;
@@ -97,8 +98,9 @@ public sealed partial class DiffusionModel : IDisposable
     /// (<see cref="ShippedModels"/>).
     /// </summary>
     /// <param name="model">A model folder, or the name of a shipped model.</param>
+    /// <param name="device">The device to run on (default the CPU; see <see cref="Devices.Parse"/>).</param>
     /// <exception cref="DiffuseException">The folder does not exist or does not hold a valid model.</exception>
-    public static DiffusionModel Load(string model)
+    public static DiffusionModel Load(string model, Device? device = null)
     {
         string folder = ShippedModels.Resolve(model);
         var config = DiffusionModelConfig.Load(Path.Combine(folder, Trainer.ConfigFile));
@@ -116,8 +118,12 @@ public sealed partial class DiffusionModel : IDisposable
             throw;
         }
         network.eval();
+        if (device is not null && device.type != DeviceType.CPU) network.to(device);
         return new DiffusionModel(config, network, ownsNetwork: true) { Folder = folder };
     }
+
+    /// <summary>The device the network and every tensor of sampling and evaluation live on (results come back on the CPU).</summary>
+    public Device Device => Network.parameters().FirstOrDefault()?.device ?? CPU;
 
     /// <summary>The folder the model was loaded from (where its sampler.json lives), or null for a model in memory.</summary>
     public string? Folder { get; private init; }
@@ -189,12 +195,12 @@ public sealed partial class DiffusionModel : IDisposable
                 IDenoiser denoiser = Denoiser;
                 if (classes is not null)
                 {
-                    var labels = tensor(Enumerable.Range((int)(start - first), size).Select(i => classes[i]).ToArray());
+                    var labels = tensor(Enumerable.Range((int)(start - first), size).Select(i => classes[i]).ToArray(), device: Device);
                     IDenoiser guided = new ClassifierFreeGuidance(_networkDenoiser, labels, scale);
                     denoiser = ClampToDataRange && ClampedDenoiser is not null ? Reclamp(guided) : guided;
                 }
-                var z = Sampler.SampleBatch(denoiser, Schedule, ExampleShape, start, size, seed, options, report);
-                var result = IsImage ? z.clamp(-1, 1) : Normalization.Invert(z);
+                var z = Sampler.SampleBatch(denoiser, Schedule, ExampleShape, start, size, seed, options, report, Device);
+                var result = (IsImage ? z.clamp(-1, 1) : Normalization.Invert(z)).cpu();
                 batches.Add(result.MoveToOuterDisposeScope());
             }
             return batches.Count == 1 ? batches[0].alias() : cat(batches, 0);
@@ -253,7 +259,7 @@ public sealed partial class DiffusionModel : IDisposable
         CheckColumns(data);
         onProgress = Cancellable(onProgress, cancellationToken);
         using var scope = NewDisposeScope();
-        var standardised = Normalization.Apply(data);
+        var standardised = Normalization.Apply(data).to(Device);
         return VariationalBound.Compute(Denoiser, Schedule, standardised, seed, variance, new GaussianDecoder(),
             Normalization.LogScalePerDimension, onProgress: onProgress);
     }
@@ -277,7 +283,7 @@ public sealed partial class DiffusionModel : IDisposable
         if (options.Dequantize)
             throw new DiffuseException("dequantisation applies to 8-bit data in [−1, 1]; this model was trained on continuous columns.");
         using var scope = NewDisposeScope();
-        var standardised = Normalization.Apply(data);
+        var standardised = Normalization.Apply(data).to(Device);
         return OdeLikelihood.Compute(SigmaDenoiser.From(Denoiser, Schedule), Schedule, standardised, options, seed,
             Normalization.LogScalePerDimension, onProgress);
     }
@@ -303,7 +309,7 @@ public sealed partial class DiffusionModel : IDisposable
         CheckImages(images);
         onProgress = Cancellable(onProgress, cancellationToken);
         using var scope = NewDisposeScope();
-        var x = ImageDataset.ToModelRange(images.Images);
+        var x = ImageDataset.ToModelRange(images.Images).to(Device);
         return VariationalBound.Compute(Denoiser, Schedule, x, seed, variance, new DiscretizedGaussianDecoder(), 0, batchSize, onProgress, timestepSamples);
     }
 
@@ -324,7 +330,7 @@ public sealed partial class DiffusionModel : IDisposable
         onProgress = Cancellable(onProgress, cancellationToken);
         options ??= new OdeLikelihoodOptions(Dequantize: true);
         using var scope = NewDisposeScope();
-        var x = ImageDataset.ToModelRange(images.Images);
+        var x = ImageDataset.ToModelRange(images.Images).to(Device);
         return OdeLikelihood.Compute(SigmaDenoiser.From(Denoiser, Schedule), Schedule, x, options, seed, 0, onProgress);
     }
 

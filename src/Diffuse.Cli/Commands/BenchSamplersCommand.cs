@@ -105,7 +105,7 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
         new SamplerBenchmarkOptions(budgets, samplers, spacings, settings.Count ?? 10, settings.Seed, ReferenceSteps: settings.ReferenceSteps ?? 0, OdeLimitSteps: settings.OdeLimitSteps ?? 0).Validate();
 
         string folder = settings.Model;
-        using var model = DiffusionModel.Load(folder);
+        using var model = DiffusionModel.Load(folder, settings.TorchDevice());
         settings.ApplyThreads(model.IsImage);
         using var scope = NewDisposeScope();
         var output = CliContext.Out;

@@ -16,6 +16,14 @@ public class CommonSettings : CommandSettings
     [Description("CPU threads for libtorch (default: $DIFFUSE_THREADS if set, else 1 for tables, where one thread is fastest, and every core for image models, whose convolutions scale; see docs/benchmarks.md).")]
     public int? Threads { get; init; }
 
+    /// <summary>The device to run on.</summary>
+    [CommandOption("--device <DEVICE>")]
+    [Description("cpu (default), cuda or cuda:N. CUDA needs a CUDA build of libtorch in place of the CPU build (README, Install).")]
+    public string? Device { get; init; }
+
+    /// <summary>The device of --device (checked: CUDA must be available); the CPU by default.</summary>
+    public TorchSharp.torch.Device TorchDevice() => Device is null ? Devices.Cpu : Devices.Parse(Device);
+
     /// <summary>
     /// Applies the thread setting (<see cref="TorchThreads"/>): --threads when given (fixed for every library call of the
     /// command), else the DIFFUSE_THREADS environment variable, else 1 for tables (for a small MLP, more threads only add

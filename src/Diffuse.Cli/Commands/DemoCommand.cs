@@ -64,7 +64,7 @@ public sealed class DemoCommand : Command<DemoSettings>
         using var scope = NewDisposeScope();
         using var data = TabularSource.Load(name, 20_000);
         var heldOut = TabularSource.ToyHeldOut(name, settings.Count);
-        using var trainer = Trainer.Create(data.Rows, name, new TrainingConfig(Steps: settings.Steps, CheckpointEvery: settings.Steps));
+        using var trainer = Trainer.Create(data.Rows, name, new TrainingConfig(Steps: settings.Steps, CheckpointEvery: settings.Steps), device: settings.TorchDevice());
         var normalisation = new Standardization(trainer.Config.Data.Mean, trainer.Config.Data.Std);
 
         // 1. The data and the forward process q(z_t | x) in closed form, in the model's standardised units.

@@ -163,7 +163,7 @@ public sealed class EvalCommand : Command<EvalSettings>
         bool ode = settings.UsesOde();
         var odeOptions = ode ? settings.ToOdeOptions() : null;
         string folder = ModelFolders.Resolve(settings.Model);
-        using var model = DiffusionModel.Load(folder);
+        using var model = DiffusionModel.Load(folder, settings.TorchDevice());
         settings.ApplyThreads(model.IsImage);
         model.ClampToDataRange = !settings.NoClamp;
         if (model.IsImage) return ImageEvaluation.Run(model, folder, settings, boundVariance, odeOptions, cancellationToken);

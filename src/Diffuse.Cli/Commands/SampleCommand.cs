@@ -53,7 +53,7 @@ public sealed class SampleCommand : Command<SampleSettings>
         if (settings.Count is < 1) throw new DiffuseException($"--count must be at least 1 (got {settings.Count}).");
         CliContext.RequireSingleProcess("sample");
         string folder = ModelFolders.Resolve(settings.Model);
-        using var model = DiffusionModel.Load(folder);
+        using var model = DiffusionModel.Load(folder, settings.TorchDevice());
         settings.ApplyThreads(model.IsImage);
         model.ClampToDataRange = !settings.NoClamp;
         if (model.IsImage) return SampleImages(model, folder, settings, cancellationToken);

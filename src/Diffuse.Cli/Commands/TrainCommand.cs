@@ -227,6 +227,7 @@ public sealed class TrainCommand : Command<TrainSettings>
         if (string.IsNullOrWhiteSpace(settings.Data)) throw new DiffuseException("--data is required: a built-in distribution, a CSV file or image data.");
         if (string.IsNullOrWhiteSpace(settings.Out)) throw new DiffuseException("--out is required: the folder to write the model to.");
         settings.ApplyThreads(IsImageArgument(settings.Data));
+        settings.TorchDevice();   // an unusable --device fails before the data are read
         using var trainer = Build(settings);
         var collective = trainer.Collective;
         if (collective.Size > 1)
@@ -290,7 +291,7 @@ public sealed class TrainCommand : Command<TrainSettings>
             {
                 if (collective.Rank == 0 && !exists)
                     throw new DiffuseException($"--resume: '{s.Out}' holds no run to resume (no config.json). Drop --resume to start a new run.");
-                return Trainer.Resume(s.Out!, train, s.Steps, collective);
+                return Trainer.Resume(s.Out!, train, s.Steps, collective, s.TorchDevice());
             }
             if (exists)
                 throw new DiffuseException($"'{s.Out}' already holds a model; pass --resume to continue it, or choose another --out (nothing was overwritten).");
@@ -298,7 +299,7 @@ public sealed class TrainCommand : Command<TrainSettings>
             var network = new MlpConfig((int)train.shape[1]);
             network = network with { Width = s.Width ?? network.Width, Depth = s.Depth ?? network.Depth };
             return Trainer.Create(train, data.Source, training, Schedule(s), Parse.Prediction(s.Prediction), network, data.Columns, holdout, collective,
-                Formulation(s, sigmaData: 1.0));
+                Formulation(s, sigmaData: 1.0), s.TorchDevice());
         }
         finally
         {
@@ -336,7 +337,7 @@ public sealed class TrainCommand : Command<TrainSettings>
         if (!s.Resume && exists)
             throw new DiffuseException($"'{s.Out}' already holds a model; pass --resume to continue it, or choose another --out (nothing was overwritten).");
         using var images = ImageSources.Load(s.Data!, Data.Images.DatasetSplit.Train, s.Size, s.Grayscale, s.Strict);
-        if (s.Resume) return Trainer.Resume(s.Out!, images, s.Steps, collective);
+        if (s.Resume) return Trainer.Resume(s.Out!, images, s.Steps, collective, s.TorchDevice());
         int classes = s.Unconditional || images.Labels is null ? 0 : images.ClassNames.Length;
         var defaults = new UNetConfig { Channels = images.Channels };
         var network = defaults with
@@ -350,7 +351,7 @@ public sealed class TrainCommand : Command<TrainSettings>
         };
         var training = Training(s, TrainingConfig.Images);
         CliContext.Err.WriteLine($"training on {images}");
-        return Trainer.Create(images, training, Schedule(s), Parse.Prediction(s.Prediction), network, collective, Formulation(s, sigmaData: 0.5));
+        return Trainer.Create(images, training, Schedule(s), Parse.Prediction(s.Prediction), network, collective, Formulation(s, sigmaData: 0.5), s.TorchDevice());
     }
 
     /// <summary>The schedule from --schedule, --timesteps and --zero-terminal-snr.</summary>

@@ -34,10 +34,10 @@ public sealed class GaussianDenoiser : IDenoiser, ISigmaDenoiser
     {
         using var scope = NewDisposeScope();
         double a = Math.Sqrt(alphaBar), b2 = 1 - alphaBar;
-        var mean = tensor(_mean, dtype: z.dtype);
-        var gain = tensor(_variance.Select(s2 => a * s2 / (alphaBar * s2 + b2)).ToArray(), dtype: z.dtype);
+        var mean = tensor(_mean, dtype: z.dtype, device: z.device);
+        var gain = tensor(_variance.Select(s2 => a * s2 / (alphaBar * s2 + b2)).ToArray(), dtype: z.dtype, device: z.device);
         var x0 = mean + gain * (z - a * mean);
-        var eps = PredictionConversion.EpsFromX0(x0, z, tensor(alphaBar, dtype: z.dtype));
+        var eps = PredictionConversion.EpsFromX0(x0, z, tensor(alphaBar, dtype: z.dtype, device: z.device));
         return new DenoiserOutput(x0.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope());
     }
 }
@@ -85,11 +85,11 @@ public sealed class GaussianMixtureDenoiser : IDenoiser, ISigmaDenoiser, ICondit
         double a = Math.Sqrt(alphaBar), b2 = 1 - alphaBar;
         var zd = z.to_type(ScalarType.Float64);
         long dims = zd.shape[1];
-        var means = tensor(_means, dtype: ScalarType.Float64);                          // [K, D]
-        var s2 = tensor(_variances, dtype: ScalarType.Float64);                         // [K]
+        var means = tensor(_means, dtype: ScalarType.Float64, device: z.device);                          // [K, D]
+        var s2 = tensor(_variances, dtype: ScalarType.Float64, device: z.device);                         // [K]
         var noisyVar = alphaBar * s2 + b2;                                              // [K]
         var diff = zd.unsqueeze(1) - a * means.unsqueeze(0);                            // [B, K, D]
-        var logLik = -0.5 * diff.square().sum(2) / noisyVar - 0.5 * dims * noisyVar.log() + tensor(_weights, dtype: ScalarType.Float64).log();
+        var logLik = -0.5 * diff.square().sum(2) / noisyVar - 0.5 * dims * noisyVar.log() + tensor(_weights, dtype: ScalarType.Float64, device: z.device).log();
         var resp = logLik.softmax(1);                                                   // [B, K]
         if (classes is not null)
         {
@@ -99,7 +99,7 @@ public sealed class GaussianMixtureDenoiser : IDenoiser, ISigmaDenoiser, ICondit
         }
         var componentMeans = means.unsqueeze(0) + (a * s2 / noisyVar).view(1, -1, 1) * diff;
         var x0 = (resp.unsqueeze(2) * componentMeans).sum(1).to_type(z.dtype);
-        var eps = PredictionConversion.EpsFromX0(x0, z, tensor(alphaBar, dtype: z.dtype));
+        var eps = PredictionConversion.EpsFromX0(x0, z, tensor(alphaBar, dtype: z.dtype, device: z.device));
         return new DenoiserOutput(x0.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope());
     }
 }

@@ -47,8 +47,8 @@ public sealed class ClampedDenoiser : IDenoiser, ISigmaDenoiser
     private DenoiserOutput Project(DenoiserOutput inner, Tensor z, double alphaBar)
     {
         var x0 = inner.X0;
-        var clamped = x0.clamp(tensor(_lower, dtype: x0.dtype), tensor(_upper, dtype: x0.dtype));
-        var eps = PredictionConversion.EpsFromX0(clamped, z, tensor(alphaBar, dtype: z.dtype));
+        var clamped = x0.clamp(tensor(_lower, dtype: x0.dtype, device: x0.device), tensor(_upper, dtype: x0.dtype, device: x0.device));
+        var eps = PredictionConversion.EpsFromX0(clamped, z, tensor(alphaBar, dtype: z.dtype, device: z.device));
         return new DenoiserOutput(clamped.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope())
         {
             VarianceFraction = inner.VarianceFraction?.MoveToOuterDisposeScope(),

@@ -56,7 +56,7 @@ public sealed class EdmDenoiser : IDenoiser, ISigmaDenoiser, IConditionalDenoise
         var conditioning = full(z.shape[0], (float)EdmPreconditioning.CNoise(sigma), dtype: ScalarType.Float32, device: z.device);
         var output = _network.Call(z * (EdmPreconditioning.CIn(sigma, _sigmaData) * toX), conditioning, classes);
         var x0 = (EdmPreconditioning.CSkip(sigma, _sigmaData) * toX) * z + EdmPreconditioning.COut(sigma, _sigmaData) * output;
-        var eps = PredictionConversion.EpsFromX0(x0, z, tensor(alphaBar, dtype: z.dtype));
+        var eps = PredictionConversion.EpsFromX0(x0, z, tensor(alphaBar, dtype: z.dtype, device: z.device));
         return new DenoiserOutput(x0.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope());
     }
 }

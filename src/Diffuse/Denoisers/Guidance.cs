@@ -53,7 +53,7 @@ public sealed class ClassifierFreeGuidance : IDenoiser, ISigmaDenoiser
         using var scope = NewDisposeScope();
         // One batched call for both branches: rows [0, B) conditional, [B, 2B) unconditional (label −1).
         long b = z.shape[0];
-        var labels = cat(new[] { _classes, full(b, -1L, dtype: ScalarType.Int64) });
+        var labels = cat(new[] { _classes, full(b, -1L, dtype: ScalarType.Int64, device: _classes.device) });
         var both = denoise(cat(new[] { z, z }), labels);
         var epsCond = both.Eps.narrow(0, 0, b);
         var epsUncond = both.Eps.narrow(0, b, b);

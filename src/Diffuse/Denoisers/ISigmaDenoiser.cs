@@ -59,7 +59,7 @@ public sealed class NearestTimestepDenoiser : ISigmaDenoiser
         using var scope = NewDisposeScope();
         double alphaBar = NoiseSchedule.AlphaBarOfSigma(sigma);
         var (x0, _) = _inner.Denoise(z * Math.Sqrt(_schedule.AlphaBar(n) / alphaBar), n);
-        var eps = PredictionConversion.EpsFromX0(x0, z, tensor(alphaBar, dtype: z.dtype));
+        var eps = PredictionConversion.EpsFromX0(x0, z, tensor(alphaBar, dtype: z.dtype, device: z.device));
         return new DenoiserOutput(x0.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope());
     }
 }

@@ -62,7 +62,7 @@ public sealed class NetworkDenoiser : IDenoiser, ISigmaDenoiser, IConditionalDen
     private DenoiserOutput Run(Tensor z, double timestep, double alphaBar, Tensor? classes)
     {
         using var scope = NewDisposeScope();
-        var t = full(z.shape[0], (float)timestep, dtype: ScalarType.Float32);
+        var t = full(z.shape[0], (float)timestep, dtype: ScalarType.Float32, device: z.device);
         var output = _network.Call(z, t, classes);
         Tensor? fraction = null;
         if (_learnedVariance)
@@ -70,7 +70,7 @@ public sealed class NetworkDenoiser : IDenoiser, ISigmaDenoiser, IConditionalDen
             (output, var v) = LearnedVariance.Split(output, z.shape[1]);
             fraction = LearnedVariance.Fraction(v).MoveToOuterDisposeScope();
         }
-        var (x0, eps) = PredictionConversion.ToX0AndEps(_prediction, output, z, tensor(alphaBar, dtype: z.dtype));
+        var (x0, eps) = PredictionConversion.ToX0AndEps(_prediction, output, z, tensor(alphaBar, dtype: z.dtype, device: z.device));
         return new DenoiserOutput(x0.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope()) { VarianceFraction = fraction };
     }
 }

@@ -16,7 +16,7 @@ public sealed class DiscretizedGaussianDecoder : IDataDecoder
     /// <inheritdoc />
     public Tensor NegativeLogLikelihood(Tensor x, Tensor mean, double variance)
     {
-        using var sigma = tensor(Math.Sqrt(variance), dtype: ScalarType.Float64);
+        using var sigma = tensor(Math.Sqrt(variance), dtype: ScalarType.Float64, device: x.device);
         return NegativeLogLikelihoodOfScale(x, mean, sigma);
     }
 

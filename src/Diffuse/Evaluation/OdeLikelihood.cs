@@ -157,7 +157,7 @@ public static class OdeLikelihood
             using var batchScope = NewDisposeScope();
             var x = data.narrow(0, start, size).to_type(ScalarType.Float64);
             if (options.Dequantize) x = Dequantize(x, seed, start, elementShape);
-            var field = new Field(denoiser, workType, Probes(options, seed, start, size, elementShape, dims, workType), !options.ExactTrace);
+            var field = new Field(denoiser, workType, Probes(options, seed, start, size, elementShape, dims, workType, x.device), !options.ExactTrace);
             Action<double> progress = fraction => onProgress?.Invoke(
                 (int)Math.Round((b + fraction) * (options.Adaptive ? 1000 : options.Steps)), batches * (options.Adaptive ? 1000 : options.Steps));
             var (xEnd, integral, steps) = options.Adaptive
@@ -167,8 +167,8 @@ public static class OdeLikelihood
             solverSteps = Math.Max(solverSteps, steps);
             // −log N(x; 0, (1 + σ_max²)·I) at the end of the flow.
             double variance = 1 + sigmaMax * sigmaMax;
-            var priorNll = (xEnd.flatten(1).square().sum(1) * (0.5 / variance) + 0.5 * dims * Math.Log(2 * Math.PI * variance)).data<double>().ToArray();
-            var integralValues = integral.data<double>().ToArray();
+            var priorNll = (xEnd.flatten(1).square().sum(1) * (0.5 / variance) + 0.5 * dims * Math.Log(2 * Math.PI * variance)).cpu().data<double>().ToArray();
+            var integralValues = integral.cpu().data<double>().ToArray();
             for (int i = 0; i < size; i++)
             {
                 prior[start + i] = priorNll[i];
@@ -211,19 +211,19 @@ public static class OdeLikelihood
         if (!onGrid)
             throw new DiffuseException("dequantisation expects 8-bit data scaled to [−1, 1] (values k/127.5 − 1 for k = 0 … 255); these data are not on that grid.");
         // U(0, 1) as Φ(n) of seeded standard normal n (exactly uniform for normal n), centred on the value's bin.
-        var u = special.ndtr(SeededNoise.Normal(seed, DequantizationStream, start, (int)x.shape[0], elementShape).to_type(ScalarType.Float64));
+        var u = special.ndtr(SeededNoise.Normal(seed, DequantizationStream, start, (int)x.shape[0], elementShape, x.device).to_type(ScalarType.Float64));
         return x + (u - 0.5) * BinWidth;
     }
 
     /// <summary>The probe vectors of one batch: Hutchinson probes per row, or the unit vectors for the exact trace.</summary>
-    private static Tensor[] Probes(OdeLikelihoodOptions options, ulong seed, int start, int size, long[] elementShape, long dims, ScalarType type)
+    private static Tensor[] Probes(OdeLikelihoodOptions options, ulong seed, int start, int size, long[] elementShape, long dims, ScalarType type, Device device)
     {
         if (options.ExactTrace)
         {
             var probes = new Tensor[dims];
             for (int j = 0; j < dims; j++)
             {
-                var unit = nn.functional.one_hot(full(size, (long)j, dtype: ScalarType.Int64), dims).to_type(type);
+                var unit = nn.functional.one_hot(full(size, (long)j, dtype: ScalarType.Int64, device: device), dims).to_type(type);
                 probes[j] = unit.view(new long[] { size }.Concat(elementShape).ToArray());
             }
             return probes;
@@ -231,7 +231,7 @@ public static class OdeLikelihood
         var result = new Tensor[options.HutchinsonSamples];
         for (int k = 0; k < result.Length; k++)
         {
-            var normal = SeededNoise.Normal(seed, FirstProbeStream + (ulong)k, start, size, elementShape);
+            var normal = SeededNoise.Normal(seed, FirstProbeStream + (ulong)k, start, size, elementShape, device);
             result[k] = (options.Probe == HutchinsonProbe.Rademacher ? (normal >= 0).to_type(type) * 2 - 1 : normal.to_type(type));
         }
         return result;
@@ -241,7 +241,7 @@ public static class OdeLikelihood
     private static (Tensor X, Tensor Integral, int Steps) SolveRk4(Field field, Tensor x, double s0, double s1, int steps, Action<double> progress)
     {
         using var solverScope = NewDisposeScope();
-        var integral = zeros(x.shape[0], dtype: ScalarType.Float64);
+        var integral = zeros(x.shape[0], dtype: ScalarType.Float64, device: x.device);
         double h = (s1 - s0) / steps;
         for (int i = 0; i < steps; i++)
         {
@@ -287,7 +287,7 @@ public static class OdeLikelihood
     {
         using var solverScope = NewDisposeScope();
         var start = x;
-        var integral = zeros(x.shape[0], dtype: ScalarType.Float64);
+        var integral = zeros(x.shape[0], dtype: ScalarType.Float64, device: x.device);
         double range = s1 - s0, s = s0, h = range / 50;
         int attempts = 0, accepted = 0;
         var first = field.Evaluate(x, s);
@@ -368,7 +368,7 @@ public static class OdeLikelihood
             if (!d.requires_grad)
                 throw new DiffuseException("the denoiser's x0 estimate does not depend differentiably on its input, so the ODE likelihood cannot take its divergence.");
             long dims = x[0].numel();
-            var trace = zeros(x.shape[0], dtype: ScalarType.Float64);
+            var trace = zeros(x.shape[0], dtype: ScalarType.Float64, device: x.device);
             for (int k = 0; k < probes.Length; k++)
             {
                 var vjp = torch.autograd.grad(new[] { d }, new[] { input }, new[] { probes[k] }, retain_graph: k < probes.Length - 1)[0];

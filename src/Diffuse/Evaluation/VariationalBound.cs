@@ -135,15 +135,15 @@ public static class VariationalBound
             // L_T, closed form: ½·Σ[ᾱ_T·x² + (1 − ᾱ_T) − 1 − log(1 − ᾱ_T)].
             double abT = schedule.AlphaBar(T - 1);
             var lt = (x.flatten(1).to_type(ScalarType.Float64).square().sum(1) * (0.5 * abT)
-                      + 0.5 * dims * (-abT - Math.Log(1 - abT))).data<double>().ToArray();
+                      + 0.5 * dims * (-abT - Math.Log(1 - abT))).cpu().data<double>().ToArray();
             for (int i = 0; i < size; i++) prior[start + i] = lt[i];
             for (int k = 0; k < steps.Length; k++)
             {
                 int n = steps[k];
                 using var stepScope = NewDisposeScope();
                 double alphaBar = schedule.AlphaBar(n);
-                var eps = SeededNoise.Normal(seed, (ulong)n, start, size, elementShape);
-                var z = GaussianProcess.Noise(x, tensor(alphaBar, dtype: ScalarType.Float32), eps);
+                var eps = SeededNoise.Normal(seed, (ulong)n, start, size, elementShape, x.device);
+                var z = GaussianProcess.Noise(x, tensor(alphaBar, dtype: ScalarType.Float32, device: x.device), eps);
                 var output = denoiser.Denoise(z, n);
                 var x0Hat = output.X0;
                 // A learned variance (Nichol and Dhariwal 2021, eq. 15) replaces DDPM's fixed choice, at every step.
@@ -156,7 +156,7 @@ public static class VariationalBound
                     // L_0 with decoder mean x̂0(z_1) (the posterior mean at t = 1) and variance β_1 (or the learned one).
                     term = (logVariance is null
                         ? decoder.NegativeLogLikelihood(x, x0Hat, schedule.Betas[0])
-                        : decoder.NegativeLogLikelihood(x, x0Hat, logVariance.exp())).data<double>().ToArray();
+                        : decoder.NegativeLogLikelihood(x, x0Hat, logVariance.exp())).cpu().data<double>().ToArray();
                     for (int i = 0; i < size; i++) decoderTerm[start + i] = term[i];
                 }
                 else
@@ -167,7 +167,7 @@ public static class VariationalBound
                     double modelVariance = variance == DdpmVariance.Small ? post.Variance : post.StepBeta;
                     term = (logVariance is null
                         ? GaussianProcess.GaussianKl(trueMean, post.Variance, modelMean, modelVariance)
-                        : GaussianProcess.GaussianKl(trueMean, tensor(Math.Log(post.Variance)), modelMean, logVariance)).data<double>().ToArray();
+                        : GaussianProcess.GaussianKl(trueMean, tensor(Math.Log(post.Variance), device: x.device), modelMean, logVariance)).cpu().data<double>().ToArray();
                     for (int i = 0; i < size; i++) diffusion[start + i] += weights[k] * term[i];
                 }
                 onProgress?.Invoke(++evaluations, totalEvaluations);

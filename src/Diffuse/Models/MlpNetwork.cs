@@ -63,7 +63,7 @@ public static class TimeEmbedding
     {
         using var scope = NewDisposeScope();
         int half = width / 2;
-        var frequencies = exp(arange(half, dtype: ScalarType.Float32) * (-Math.Log(10000.0) / half));
+        var frequencies = exp(arange(half, dtype: ScalarType.Float32, device: timesteps.device) * (-Math.Log(10000.0) / half));
         var t = timesteps.to_type(ScalarType.Float32) * (1000f / trainedTimesteps);
         var angles = t.unsqueeze(1) * frequencies.unsqueeze(0);
         return cat(new[] { angles.sin(), angles.cos() }, 1).MoveToOuterDisposeScope();

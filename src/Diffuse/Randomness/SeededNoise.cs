@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Diffuse.Randomness;
@@ -18,8 +19,11 @@ public static class SeededNoise
         return Mix(h ^ (index * 0xD1B54A32D192ED03UL));
     }
 
-    /// <summary>Standard normal values, shape [indices.Length, ..elementShape], float32; row r depends only on (seed, stream, indices[r]).</summary>
-    public static Tensor Normal(ulong seed, ulong stream, ReadOnlySpan<long> indices, ReadOnlySpan<long> elementShape)
+    /// <summary>
+    /// Standard normal values, shape [indices.Length, ..elementShape], float32, on <paramref name="device"/> (default the
+    /// CPU, where they are computed); row r depends only on (seed, stream, indices[r]).
+    /// </summary>
+    public static Tensor Normal(ulong seed, ulong stream, ReadOnlySpan<long> indices, ReadOnlySpan<long> elementShape, Device? device = null)
     {
         long perRow = 1;
         foreach (var d in elementShape) perRow *= d;
@@ -29,15 +33,17 @@ public static class SeededNoise
         var shape = new long[elementShape.Length + 1];
         shape[0] = indices.Length;
         elementShape.CopyTo(shape.AsSpan(1));
-        return tensor(values, shape);
+        var result = tensor(values, shape);
+        if (device is null || device.type == DeviceType.CPU) return result;
+        using (result) return result.to(device);
     }
 
     /// <summary>Normal values for consecutive sample indices first … first + count − 1.</summary>
-    public static Tensor Normal(ulong seed, ulong stream, long first, int count, ReadOnlySpan<long> elementShape)
+    public static Tensor Normal(ulong seed, ulong stream, long first, int count, ReadOnlySpan<long> elementShape, Device? device = null)
     {
         var indices = new long[count];
         for (int i = 0; i < count; i++) indices[i] = first + i;
-        return Normal(seed, stream, indices, elementShape);
+        return Normal(seed, stream, indices, elementShape, device);
     }
 
     /// <summary>A uniform double in [0, 1) for (seed, stream, index).</summary>

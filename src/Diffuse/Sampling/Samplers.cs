@@ -201,15 +201,17 @@ public static class Sampler
     /// <summary>
     /// Runs one batch: DDPM ancestral steps (Ho et al. 2020, Algorithm 2, generalised to a subsequence of timesteps as in
     /// Nichol and Dhariwal 2021, §4), DDIM steps (Song et al. 2021, eq. 12), or a σ-space sampler of
-    /// <see cref="SigmaSamplers"/> on <see cref="SamplerOptions.ResolveSigmas"/>.
+    /// <see cref="SigmaSamplers"/> on <see cref="SamplerOptions.ResolveSigmas"/>. The noise is drawn on the CPU (it is a
+    /// function of the seed and the sample index) and every tensor of the run lives on <paramref name="device"/>, the
+    /// denoiser's (default the CPU).
     /// </summary>
     public static Tensor SampleBatch(IDenoiser denoiser, NoiseSchedule schedule, long[] sampleShape, long first, int size,
-        ulong seed, SamplerOptions options, Action<SamplerStep>? onStep = null)
+        ulong seed, SamplerOptions options, Action<SamplerStep>? onStep = null, Device? device = null)
     {
         if (SamplerNames.UsesNoiseLevels(options.Kind))
         {
             double[] sigmas = options.ResolveSigmas(schedule);
-            using var initial = SeededNoise.Normal(seed, 0, first, size, sampleShape);
+            using var initial = SeededNoise.Normal(seed, 0, first, size, sampleShape, device);
             Action<SamplerStep>? report = onStep is null ? null : step =>
                 onStep(step with { Timestep = (int)Math.Round(schedule.TimestepOfSigma(step.Sigma), MidpointRounding.AwayFromZero) });
             return SigmaSamplers.Run(options.Kind, SigmaDenoiser.From(denoiser, schedule), initial, sigmas, new StepNoise(seed, first), options, report);
@@ -217,7 +219,7 @@ public static class Sampler
         int[] timesteps = options.ResolveTimesteps(schedule.Timesteps);
         using var noGrad = no_grad();
         // Stream 0 is the initial noise; stream k + 1 the noise of step k.
-        var z = SeededNoise.Normal(seed, 0, first, size, sampleShape);
+        var z = SeededNoise.Normal(seed, 0, first, size, sampleShape, device);
         for (int k = 0; k < timesteps.Length; k++)
         {
             using var scope = NewDisposeScope();
@@ -229,14 +231,14 @@ public static class Sampler
             if (options.ClipX0 is { } clip)
             {
                 x0 = x0.clamp(-clip, clip);
-                eps = PredictionConversion.EpsFromX0(x0, z, tensor(alphaBar, dtype: z.dtype));
+                eps = PredictionConversion.EpsFromX0(x0, z, tensor(alphaBar, dtype: z.dtype, device: z.device));
             }
             Tensor next = options.Kind switch
             {
                 SamplerKind.Ddpm => output.VarianceFraction is { } fraction
-                    ? DdpmStep(z, x0, alphaBar, alphaBarPrev, fraction, () => SeededNoise.Normal(seed, (ulong)k + 1, first, size, sampleShape))
-                    : DdpmStep(z, x0, alphaBar, alphaBarPrev, options.Variance, () => SeededNoise.Normal(seed, (ulong)k + 1, first, size, sampleShape)),
-                SamplerKind.Ddim => DdimStep(x0, eps, alphaBar, alphaBarPrev, options.Eta, () => SeededNoise.Normal(seed, (ulong)k + 1, first, size, sampleShape)),
+                    ? DdpmStep(z, x0, alphaBar, alphaBarPrev, fraction, () => SeededNoise.Normal(seed, (ulong)k + 1, first, size, sampleShape, device))
+                    : DdpmStep(z, x0, alphaBar, alphaBarPrev, options.Variance, () => SeededNoise.Normal(seed, (ulong)k + 1, first, size, sampleShape, device)),
+                SamplerKind.Ddim => DdimStep(x0, eps, alphaBar, alphaBarPrev, options.Eta, () => SeededNoise.Normal(seed, (ulong)k + 1, first, size, sampleShape, device)),
                 _ => throw new DiffuseException($"{options.Kind} is not a timestep sampler."),
             };
             onStep?.Invoke(new SamplerStep(k + 1, timesteps.Length, n, next, x0, schedule.Sigma(n)));

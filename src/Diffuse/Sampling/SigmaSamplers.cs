@@ -14,9 +14,9 @@ namespace Diffuse.Sampling;
 /// <param name="First">The sample index of the batch's first row.</param>
 public readonly record struct StepNoise(ulong Seed, long First)
 {
-    /// <summary>Standard normal noise for step <paramref name="step"/> (0-based) with the shape and dtype of <paramref name="like"/>.</summary>
+    /// <summary>Standard normal noise for step <paramref name="step"/> (0-based) with the shape, dtype and device of <paramref name="like"/>.</summary>
     public Tensor Normal(int step, Tensor like) =>
-        SeededNoise.Normal(Seed, (ulong)step + 1, First, (int)like.shape[0], like.shape.AsSpan(1)).to_type(like.dtype);
+        SeededNoise.Normal(Seed, (ulong)step + 1, First, (int)like.shape[0], like.shape.AsSpan(1), like.device).to_type(like.dtype);
 }
 
 /// <summary>
@@ -375,7 +375,7 @@ public static class SigmaSamplers
         var output = denoiser.DenoiseAtSigma(z, sigma);
         if (clip is not { } c) return output;
         var x0 = output.X0.clamp(-c, c);
-        return new DenoiserOutput(x0, PredictionConversion.EpsFromX0(x0, z, tensor(NoiseSchedule.AlphaBarOfSigma(sigma), dtype: z.dtype)));
+        return new DenoiserOutput(x0, PredictionConversion.EpsFromX0(x0, z, tensor(NoiseSchedule.AlphaBarOfSigma(sigma), dtype: z.dtype, device: z.device)));
     }
 
     /// <summary>Reports the step, then replaces the state by <paramref name="next"/>, kept in the sampler's scope.</summary>

@@ -53,7 +53,7 @@ public static class HybridLoss
         var shape = new long[x0.dim()];
         Array.Fill(shape, 1L);
         shape[0] = rows;
-        Tensor Column(double[] values) => tensor(values, dtype: ScalarType.Float64).reshape(shape);
+        Tensor Column(double[] values) => tensor(values, dtype: ScalarType.Float64, device: x0.device).reshape(shape);
 
         var x = x0.to_type(ScalarType.Float64);
         var zd = z.to_type(ScalarType.Float64);
@@ -65,7 +65,7 @@ public static class HybridLoss
         var kl = GaussianProcess.GaussianKl(trueMean, Column(logPosterior), modelMean, logVariance);
         var nll = decoder.NegativeLogLikelihood(x, modelMean, logVariance.exp());
         double dims = x0[0].numel();
-        var term = where(tensor(steps).eq(0), nll, kl) / dims;
+        var term = where(tensor(steps, device: x0.device).eq(0), nll, kl) / dims;
         return term.to_type(varianceOutput.dtype).MoveToOuterDisposeScope();
     }
 

@@ -98,7 +98,7 @@ public sealed partial class Trainer
     /// <param name="stopAtStep">Stop at this step, as an interrupted run would.</param>
     /// <param name="overwrite">
     /// Allow writing into a folder that already holds another run's model (replacing it). Without it such a folder is
-    /// refused before any step: continue a run with <see cref="Resume(string, Tensor, int?, Distributed.ICollective?)"/>.
+    /// refused before any step: continue a run with <see cref="Resume(string, Tensor, int?, Distributed.ICollective?, Device?)"/>.
     /// </param>
     /// <exception cref="DiffuseException">The folder holds another model, or the loss diverged.</exception>
     /// <exception cref="OperationCanceledException">The run was cancelled (after its checkpoint was written).</exception>

@@ -97,18 +97,27 @@ public sealed partial class Trainer : IDisposable
     private int[]? _permutation;
     private long _permutationEpoch = -1;
 
-    private Trainer(DiffusionModelConfig config, Tensor modelUnits, Tensor? labels, ICollective collective)
+    private Trainer(DiffusionModelConfig config, Tensor modelUnits, Tensor? labels, ICollective collective, Device? device)
     {
         Config = config;
         _collective = collective;
+        Device = device ?? CPU;
+        if (Device.type != DeviceType.CPU && collective.Size > 1)
+            throw new DiffuseException($"data-parallel training runs on the CPU only (the MPI all-reduce reads host memory); device {Device} was asked for on {collective.Size} processes.");
         Schedule = config.CreateSchedule();
-        _data = modelUnits.to_type(ScalarType.Float32).contiguous().DetachFromDisposeScope();
+        _data = modelUnits.to(ScalarType.Float32, Device).contiguous().DetachFromDisposeScope();
         _labels = labels?.to_type(ScalarType.Int64).contiguous().DetachFromDisposeScope();
-        _alphaBars = tensor(Schedule.AlphaBars.ToArray(), dtype: ScalarType.Float32).DetachFromDisposeScope();
-        _snr = tensor(Enumerable.Range(0, Schedule.Timesteps).Select(Schedule.Snr).ToArray(), dtype: ScalarType.Float32).DetachFromDisposeScope();
+        _alphaBars = tensor(Schedule.AlphaBars.ToArray(), dtype: ScalarType.Float32, device: Device).DetachFromDisposeScope();
+        _snr = tensor(Enumerable.Range(0, Schedule.Timesteps).Select(Schedule.Snr).ToArray(), dtype: ScalarType.Float32, device: Device).DetachFromDisposeScope();
         manual_seed((long)(config.Training.Seed % long.MaxValue));
         Network = config.CreateNetwork();
         Ema = config.CreateNetwork();
+        if (Device.type != DeviceType.CPU)
+        {
+            // Initialised on the CPU from the seed (the same weights on every device), then moved before the optimizer sees them.
+            Network.to(Device);
+            Ema.to(Device);
+        }
         ExponentialMovingAverage.CopyInto(Ema, Network);
         Ema.eval();
         foreach (var p in Ema.parameters()) p.requires_grad = false;
@@ -119,7 +128,7 @@ public sealed partial class Trainer : IDisposable
         var parameters = Network.parameters().ToArray();
         long count = parameters.Sum(p => p.numel());
         int exampleSlots = config.Formulation.ImportanceSampling ? config.Training.BatchSize : 0;
-        _flat = zeros(count + 1 + 2 * Quartiles + exampleSlots, dtype: ScalarType.Float32).DetachFromDisposeScope();
+        _flat = zeros(count + 1 + 2 * Quartiles + exampleSlots, dtype: ScalarType.Float32, device: Device).DetachFromDisposeScope();
         _gradients = _flat.narrow(0, 0, count).DetachFromDisposeScope();
         _lossSlot = _flat.narrow(0, count, 1).DetachFromDisposeScope();
         _quartileSlots = _flat.narrow(0, count + 1, 2 * Quartiles).DetachFromDisposeScope();
@@ -140,6 +149,9 @@ public sealed partial class Trainer : IDisposable
             }
         }
     }
+
+    /// <summary>The device the networks, the data and every tensor of a step live on (checkpoints are written from the CPU).</summary>
+    public Device Device { get; }
 
     /// <summary>The resolved configuration (its <see cref="DiffusionModelConfig.Step"/> is updated as training goes).</summary>
     public DiffusionModelConfig Config { get; private set; }
@@ -184,7 +196,7 @@ public sealed partial class Trainer : IDisposable
     /// </summary>
     public static Trainer Create(Tensor data, string source, TrainingConfig? training = null, ScheduleConfig? schedule = null,
         Prediction prediction = Prediction.Epsilon, MlpConfig? network = null, IReadOnlyList<string>? columns = null, double holdout = 0,
-        ICollective? collective = null, FormulationConfig? formulation = null)
+        ICollective? collective = null, FormulationConfig? formulation = null, Device? device = null)
     {
         collective ??= SingleProcessCollective.Instance;
         training ??= new TrainingConfig();
@@ -210,7 +222,7 @@ public sealed partial class Trainer : IDisposable
         config.Validate();
         CheckSameSetUp(config, collective);
         Trainer trainer;
-        using (var applyScope = NewDisposeScope()) trainer = new Trainer(config, normalisation.Apply(data), null, collective);
+        using (var applyScope = NewDisposeScope()) trainer = new Trainer(config, normalisation.Apply(data), null, collective, device);
         trainer.BroadcastState();
         return trainer;
     }
@@ -225,7 +237,7 @@ public sealed partial class Trainer : IDisposable
     /// </summary>
     public static Trainer Create(ImageDataset images, TrainingConfig? training = null, ScheduleConfig? schedule = null,
         Prediction prediction = Prediction.Epsilon, UNetConfig? network = null, ICollective? collective = null,
-        FormulationConfig? formulation = null)
+        FormulationConfig? formulation = null, Device? device = null)
     {
         collective ??= SingleProcessCollective.Instance;
         training ??= TrainingConfig.Images;
@@ -246,11 +258,11 @@ public sealed partial class Trainer : IDisposable
         var config = new DiffusionModelConfig(network, schedule, prediction, description, training) { Formulation = formulation };
         config.Validate();
         CheckSameSetUp(config, collective);
-        return FromImages(config, images, collective, folder: null);
+        return FromImages(config, images, collective, folder: null, device);
     }
 
     /// <summary>Restores an image run from <paramref name="folder"/>, checking that <paramref name="images"/> are the images it was trained on.</summary>
-    public static Trainer Resume(string folder, ImageDataset images, int? steps = null, ICollective? collective = null)
+    public static Trainer Resume(string folder, ImageDataset images, int? steps = null, ICollective? collective = null, Device? device = null)
     {
         collective ??= SingleProcessCollective.Instance;
         var config = LoadForResume(folder, steps, collective);
@@ -258,10 +270,10 @@ public sealed partial class Trainer : IDisposable
             throw new DiffuseException($"the run in '{folder}' was trained on a table ({config.Data.Source}), not on images. Resume with the same --data.");
         if (Fingerprint(images) != config.Data.Fingerprint)
             throw new DiffuseException($"the images given ({images.Source}: {images.Count} images) are not the images the run in '{folder}' was trained on ({config.Data.Source}: {config.Data.Count} images). Resume with the same --data.");
-        return FromImages(config, images, collective, folder);
+        return FromImages(config, images, collective, folder, device);
     }
 
-    private static Trainer FromImages(DiffusionModelConfig config, ImageDataset images, ICollective collective, string? folder)
+    private static Trainer FromImages(DiffusionModelConfig config, ImageDataset images, ICollective collective, string? folder, Device? device)
     {
         // Not inside a dispose scope: the networks' parameters must outlive it.
         var labels = config.Network.ClassCount > 0 && images.Labels is { } l ? tensor(l) : null;
@@ -269,7 +281,7 @@ public sealed partial class Trainer : IDisposable
         Trainer trainer;
         try
         {
-            trainer = new Trainer(config, x, labels, collective);
+            trainer = new Trainer(config, x, labels, collective, device);
         }
         finally
         {
@@ -314,7 +326,7 @@ public sealed partial class Trainer : IDisposable
     /// several ranks only rank 0 reads <paramref name="folder"/>; the configuration and the whole training state are
     /// broadcast from it, so a checkpoint written by any number of ranks resumes on any other number.
     /// </summary>
-    public static Trainer Resume(string folder, Tensor data, int? steps = null, ICollective? collective = null)
+    public static Trainer Resume(string folder, Tensor data, int? steps = null, ICollective? collective = null, Device? device = null)
     {
         collective ??= SingleProcessCollective.Instance;
         var config = LoadForResume(folder, steps, collective);
@@ -325,7 +337,7 @@ public sealed partial class Trainer : IDisposable
             throw new DiffuseException($"the data given ({data.shape[0]} rows × {(data.dim() > 1 ? data.shape[1] : 1)} columns) is not the data the run in '{folder}' was trained on ({config.Data.Source}: {config.Data.Count} rows × {config.Data.Columns.Length} columns). Resume with the same --data.");
         var normalisation = new Standardization(config.Data.Mean, config.Data.Std);
         Trainer trainer;
-        using (var scope = NewDisposeScope()) trainer = new Trainer(config, normalisation.Apply(data), null, collective);
+        using (var scope = NewDisposeScope()) trainer = new Trainer(config, normalisation.Apply(data), null, collective, device);
         if (collective.Rank == 0) trainer.LoadState(folder);
         trainer.BroadcastState();
         trainer._ownFolder = Path.GetFullPath(folder);
@@ -417,17 +429,17 @@ public sealed partial class Trainer : IDisposable
         // Dropout draws from torch's generator: reseed it from (seed, step, first position) so that a resumed run draws
         // the same masks as an uninterrupted one (the masks do depend on how the batch is split into parts and ranks).
         manual_seed((long)(SeededNoise.Key(training.Seed, Stream(Step, 0) ^ 0x64726F70UL, (ulong)part.Start) & long.MaxValue));
-        var x0 = _data.index_select(0, tensor(indices));
+        var x0 = _data.index_select(0, tensor(indices, device: Device));
         if (training.HorizontalFlip && x0.dim() == 4) x0 = ImageDataset.RandomHorizontalFlip(x0, training.Seed, Step, positions);
         Tensor? classes = null;
         if (_labels is not null)
         {
-            var labels = _labels.index_select(0, tensor(indices)).data<long>().ToArray();
+            var labels = _labels.index_select(0, tensor(indices)).data<long>().ToArray();   // on the CPU
             for (int i = 0; i < labels.Length; i++)
                 if (SeededNoise.Uniform(training.Seed, Stream(Step, 0), (ulong)positions[i]) < training.LabelDropout) labels[i] = Network.NullClass;
-            classes = tensor(labels);
+            classes = tensor(labels, device: Device);
         }
-        var eps = SeededNoise.Normal(training.Seed, Stream(Step, 2), positions, x0.shape[1..]);
+        var eps = SeededNoise.Normal(training.Seed, Stream(Step, 2), positions, x0.shape[1..], Device);
         var (perExample, recorded, quarter) = Config.Formulation.IsEdm ? EdmLoss(x0, eps, positions, classes) : DdpmLoss(x0, eps, positions, classes);
         // This part's share of the global mean: its examples' sum over the global batch size. Summed over the parts and
         // the ranks (with the gradients) it is the mean over the global batch, however unevenly the batch divides.
@@ -438,7 +450,7 @@ public sealed partial class Trainer : IDisposable
             var detached = perExample.detach();
             _quartileSlots.narrow(0, 0, Quartiles).index_add_(0, quarter, detached, 1);
             _quartileSlots.narrow(0, Quartiles, Quartiles).index_add_(0, quarter, ones_like(detached), 1);
-            _exampleLossSlots?.index_copy_(0, tensor(positions), recorded.detach().to_type(ScalarType.Float32));
+            _exampleLossSlots?.index_copy_(0, tensor(positions, device: Device), recorded.detach().to_type(ScalarType.Float32));
         }
         return partial.item<float>();
     }
@@ -457,7 +469,7 @@ public sealed partial class Trainer : IDisposable
             timesteps[i] = _importance is not null
                 ? _stepTimesteps[positions[i]]
                 : SeededNoise.UniformInt(training.Seed, Stream(Step, 1), (ulong)positions[i], Schedule.Timesteps);
-        var t = tensor(timesteps);
+        var t = tensor(timesteps, device: Device);
         var broadcast = new long[x0.dim()];
         Array.Fill(broadcast, 1L);
         broadcast[0] = positions.Length;
@@ -475,7 +487,7 @@ public sealed partial class Trainer : IDisposable
                 HybridLoss.VlbTerm(Schedule, Config.Prediction, x0, z, t, output, varianceOutput, _decoder), Schedule.Timesteps, formulation.HybridLambda);
         var recorded = perExample;
         if (_importance is not null)
-            perExample = perExample * tensor(positions.Select(j => (float)_stepWeights[j]).ToArray());
+            perExample = perExample * tensor(positions.Select(j => (float)_stepWeights[j]).ToArray(), device: Device);
         var quarter = (t * Quartiles).div(Schedule.Timesteps, rounding_mode: RoundingMode.floor);
         return (perExample, recorded, quarter);
     }
@@ -488,7 +500,7 @@ public sealed partial class Trainer : IDisposable
     private (Tensor Loss, Tensor Recorded, Tensor Quarter) EdmLoss(Tensor x0, Tensor eps, long[] positions, Tensor? classes)
     {
         var edm = Config.Formulation.Edm!;
-        var normal = SeededNoise.Normal(Config.Training.Seed, Stream(Step, EdmSigmaDomain), positions, ReadOnlySpan<long>.Empty);
+        var normal = SeededNoise.Normal(Config.Training.Seed, Stream(Step, EdmSigmaDomain), positions, ReadOnlySpan<long>.Empty, Device);
         var sigma = EdmTraining.SampleSigma(normal, edm);
         var noise = EdmTraining.Noise(eps, sigma);
         var output = Network.call(EdmTraining.NetworkInput(x0, noise, sigma, edm.SigmaData), EdmTraining.NoiseConditioning(sigma), classes);
@@ -509,11 +521,11 @@ public sealed partial class Trainer : IDisposable
         var metadata = new Dictionary<string, string> { ["format"] = DiffusionModelConfig.FormatName, ["step"] = Step.ToString(System.Globalization.CultureInfo.InvariantCulture) };
         using (var scope = NewDisposeScope())
         {
-            Safetensors.Save(Path.Combine(folder, WeightsFile), Ema.state_dict(), metadata);
+            Safetensors.Save(Path.Combine(folder, WeightsFile), OnCpu(Ema.state_dict()), metadata);
             var state = new Dictionary<string, Tensor>();
-            foreach (var (name, value) in Network.state_dict()) state["network." + name] = value;
-            foreach (var (name, value) in Ema.state_dict()) state["ema." + name] = value;
-            foreach (var (name, value) in _optimizer.State()) state["adamw." + name] = value;
+            foreach (var (name, value) in Network.state_dict()) state["network." + name] = value.cpu();
+            foreach (var (name, value) in Ema.state_dict()) state["ema." + name] = value.cpu();
+            foreach (var (name, value) in _optimizer.State()) state["adamw." + name] = value.cpu();
             if (_importance is not null) state[ImportanceStateKey] = _importance.ToState();
             Safetensors.Save(Path.Combine(folder, ResumeFile), state,
                 new Dictionary<string, string>(metadata) { ["adamw_step"] = _optimizer.StepCount.ToString(System.Globalization.CultureInfo.InvariantCulture) });
@@ -533,6 +545,8 @@ public sealed partial class Trainer : IDisposable
         CheckpointWritten?.Invoke(this, new CheckpointWrittenEventArgs(folder, Step));
     }
 
+    private static Dictionary<string, Tensor> OnCpu(Dictionary<string, Tensor> state) => state.ToDictionary(kv => kv.Key, kv => kv.Value.cpu());
+
     /// <summary>
     /// SHA-256 (first 16 hex digits) of the whole training state: step, optimizer step count, and the bytes of every
     /// tensor of the network, the EMA and the optimizer, and the importance sampler's history. Equal on every rank of a
@@ -545,9 +559,9 @@ public sealed partial class Trainer : IDisposable
         hash.AppendData(BitConverter.GetBytes(_optimizer.StepCount));
         using (var scope = NewDisposeScope())
         {
-            foreach (var (_, value) in Network.state_dict()) hash.AppendData(value.contiguous().bytes);
-            foreach (var (_, value) in Ema.state_dict()) hash.AppendData(value.contiguous().bytes);
-            foreach (var (_, value) in _optimizer.State()) hash.AppendData(value.contiguous().bytes);
+            foreach (var (_, value) in Network.state_dict()) hash.AppendData(value.cpu().contiguous().bytes);
+            foreach (var (_, value) in Ema.state_dict()) hash.AppendData(value.cpu().contiguous().bytes);
+            foreach (var (_, value) in _optimizer.State()) hash.AppendData(value.cpu().contiguous().bytes);
             if (_importance is not null) hash.AppendData(_importance.ToState().bytes);
         }
         return Convert.ToHexString(hash.GetHashAndReset())[..16].ToLowerInvariant();

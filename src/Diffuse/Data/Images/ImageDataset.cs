@@ -176,7 +176,7 @@ public sealed class ImageDataset : IDisposable
         for (int k = 0; k < flip.Length; k++) any |= flip[k] = IsFlipped(seed, step, examples[k]);
         if (!any) return batch.clone();
         using var scope = NewDisposeScope();
-        var mask = torch.tensor(flip).view(-1, 1, 1, 1);
+        var mask = torch.tensor(flip, device: batch.device).view(-1, 1, 1, 1);
         return torch.where(mask, batch.flip(3), batch).MoveToOuterDisposeScope();
     }
 
