@@ -93,7 +93,7 @@ public sealed class DiffusionModel : IDisposable
     /// <summary>Loads a model folder written by training (config.json and model.safetensors), checking that they fit together.</summary>
     public static DiffusionModel Load(string folder)
     {
-        if (!Directory.Exists(folder)) throw new DiffuseException($"model folder '{folder}' does not exist. Give the --out folder of 'diffuse train'.");
+        if (!Directory.Exists(folder)) throw new DiffuseException($"model folder '{folder}' does not exist. Give the {Param.Of("Trainer.Run(folder)", "checkpoint")} folder of {Param.Of("Trainer.Run")}.");
         var config = DiffusionModelConfig.Load(Path.Combine(folder, Trainer.ConfigFile));
         string weights = Path.Combine(folder, Trainer.WeightsFile);
         if (!File.Exists(weights)) throw new DiffuseException($"'{folder}' has config.json but no {Trainer.WeightsFile}. Train the model again.");
@@ -143,7 +143,7 @@ public sealed class DiffusionModel : IDisposable
         if (batchSize <= 0) batchSize = IsImage ? DefaultImageBatch : DefaultTableBatch;
         if (classes is not null)
         {
-            if (ClassCount == 0) throw new DiffuseException("this model was trained without classes, so --class cannot be used. Sample without it.");
+            if (ClassCount == 0) throw new DiffuseException($"this model was trained without classes, so {Param.Of("DiffusionModel.Sample(classes)", "classes")} cannot be used. Sample without it.");
             if (classes.Count != count) throw new ArgumentException($"{classes.Count} class labels were given for {count} samples.", nameof(classes));
             foreach (long c in classes)
                 if (c < 0 || c >= ClassCount)
