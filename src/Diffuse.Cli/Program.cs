@@ -21,7 +21,7 @@ public static class Program
         }
         catch (DiffuseException e)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine($"error: {LibraryFlags.Message(e)}");
             return 1;
         }
         int code = Run(args, Console.Out, Console.Error, interactive: !Console.IsErrorRedirected, collective);
@@ -108,7 +108,7 @@ public static class Program
         }
         catch (DiffuseException e)
         {
-            stderr.WriteLine($"error: {where}{e.Message}");
+            stderr.WriteLine($"error: {where}{LibraryFlags.Message(e)}");
             return 1;
         }
         catch (CommandParseException e)

@@ -171,7 +171,7 @@ public sealed partial class DiffusionModel : IDisposable
         if (batchSize <= 0) batchSize = IsImage ? DefaultImageBatch : DefaultTableBatch;
         if (classes is not null)
         {
-            if (ClassCount == 0) throw new DiffuseException("this model was trained without classes, so --class cannot be used. Sample without it.");
+            if (ClassCount == 0) throw new DiffuseException($"this model was trained without classes, so {Param.Of("DiffusionModel.Sample(classes)", "classes")} cannot be used. Sample without it.");
             if (classes.Count != count) throw new ArgumentException($"{classes.Count} class labels were given for {count} samples.", nameof(classes));
             foreach (long c in classes)
                 if (c < 0 || c >= ClassCount)

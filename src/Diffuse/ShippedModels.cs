@@ -30,6 +30,6 @@ public static class ShippedModels
         string shipped = Path.Combine(Root, model);
         if (!model.Contains('/') && !model.Contains('\\') && File.Exists(Path.Combine(shipped, "config.json"))) return shipped;
         var names = Names;
-        throw new DiffuseException($"model folder '{model}' does not exist. Give the folder a training run wrote its model to{(names.Count > 0 ? $", or a shipped model: {string.Join(", ", names)}" : "")}.");
+        throw new DiffuseException($"model folder '{model}' does not exist. Give the {Param.Of("Trainer.Run(folder)", "checkpoint")} folder of {Param.Of("Trainer.Run")}{(names.Count > 0 ? $" or a shipped model: {string.Join(", ", names)}" : "")}.");
     }
 }

@@ -31,7 +31,6 @@ public class CommonSettings : CommandSettings
     /// </summary>
     public void ApplyThreads(bool imageModel = false)
     {
-        if (Threads is < 1) throw new DiffuseException($"--threads must be at least 1 (got {Threads}).");
         if (Threads is { } n) TorchThreads.Fixed = n;
         TorchThreads.Apply(imageModel);
     }

@@ -94,7 +94,7 @@ public sealed record DiffusionModelConfig(
     public static DiffusionModelConfig Load(string path)
     {
         if (!File.Exists(path))
-            throw new DiffuseException($"'{Path.GetDirectoryName(path)}' is not a Diffuse model folder: it has no config.json. Give the --out folder of 'diffuse train'.");
+            throw new DiffuseException($"'{Path.GetDirectoryName(path)}' is not a Diffuse model folder: it has no config.json. Give the {Param.Of("Trainer.Run(folder)", "checkpoint")} folder of {Param.Of("Trainer.Run")}.");
         DiffusionModelConfig? config;
         try
         {
@@ -102,10 +102,10 @@ public sealed record DiffusionModelConfig(
         }
         catch (Exception e) when (e is JsonException or NotSupportedException)
         {
-            throw new DiffuseException($"{path} is not a valid Diffuse model config ({e.Message}). Re-create the model with 'diffuse train'.");
+            throw new DiffuseException($"{path} is not a valid Diffuse model config ({e.Message}). Re-create the model with {Param.Of("Trainer.Run")}.");
         }
         if (config is null || config.Format != FormatName || config.Network is null || config.Schedule is null || config.Data is null || config.Training is null || config.Formulation is null)
-            throw new DiffuseException($"{path} is not a Diffuse model config (expected format '{FormatName}'). Re-create the model with 'diffuse train'.");
+            throw new DiffuseException($"{path} is not a Diffuse model config (expected format '{FormatName}'). Re-create the model with {Param.Of("Trainer.Run")}.");
         config.Validate();
         return config;
     }

@@ -91,27 +91,27 @@ public sealed record FormulationConfig
     {
         if (!Enum.IsDefined(Kind)) throw new DiffuseException($"unknown formulation {(int)Kind}: use ddpm or edm.");
         if (!(HybridLambda > 0) || double.IsInfinity(HybridLambda))
-            throw new DiffuseException($"--hybrid-lambda must be a positive number (got {HybridLambda}).");
+            throw new DiffuseException($"{Param.Of("FormulationConfig.HybridLambda")} must be a positive number (got {HybridLambda}).");
         if (ImportanceSampling && !LearnedVariance)
-            throw new DiffuseException("importance sampling of timesteps applies to the hybrid loss of learned variances: add --learn-variance.");
+            throw new DiffuseException($"importance sampling of timesteps applies to the hybrid loss of learned variances: add {Param.Of("FormulationConfig.LearnedVariance")}.");
         if (!IsEdm)
         {
-            if (Edm is not null) throw new DiffuseException("EDM settings (σ_data, P_mean, P_std) were given for a DDPM model; use --formulation edm or drop them.");
+            if (Edm is not null) throw new DiffuseException($"EDM settings (σ_data, P_mean, P_std) were given for a DDPM model; use {Param.Of("FormulationConfig.Kind = FormulationKind.Edm")} or drop them.");
             return;
         }
         if (Edm is null) throw new DiffuseException("an EDM model needs its EDM settings (σ_data, P_mean, P_std, σ range).");
         Edm.Validate();
         if (LearnedVariance)
-            throw new DiffuseException("learned variances belong to DDPM's discrete reverse steps; EDM models keep the sampler's variances. Drop --learn-variance or use --formulation ddpm.");
+            throw new DiffuseException($"learned variances belong to DDPM's discrete reverse steps; EDM models keep the sampler's variances. Drop {Param.Of("FormulationConfig.LearnedVariance")} or use {Param.Of("FormulationConfig.Kind = FormulationKind.Ddpm")}.");
         if (prediction != Prediction.Epsilon)
-            throw new DiffuseException($"an EDM network predicts the preconditioned F of Karras et al., not {prediction}: drop --prediction.");
+            throw new DiffuseException($"an EDM network predicts the preconditioned F of Karras et al., not {prediction}: drop {Param.Of("DiffusionModelConfig.Prediction")}.");
         if (schedule.ZeroTerminalSnr)
-            throw new DiffuseException("an EDM network is conditioned on ln σ, which is infinite under zero terminal SNR: drop --zero-terminal-snr.");
+            throw new DiffuseException($"an EDM network is conditioned on ln σ, which is infinite under zero terminal SNR: drop {Param.Of("ScheduleConfig.ZeroTerminalSnr")}.");
         if (schedule.Kind != ScheduleKind.Linear || schedule.Betas is not null)
-            throw new DiffuseException($"an EDM model's noise levels are log-uniform from σ_min to σ_max; it cannot use the '{schedule.Kind.ToString().ToLowerInvariant()}' schedule: drop --schedule.");
+            throw new DiffuseException($"an EDM model's noise levels are log-uniform from σ_min to σ_max; it cannot use the '{schedule.Kind.ToString().ToLowerInvariant()}' schedule: drop {Param.Of("ScheduleConfig.Kind")}.");
         if (schedule.Timesteps < 2) throw new DiffuseException($"an EDM schedule needs at least two timesteps (got {schedule.Timesteps}).");
         if (training.MinSnrGamma is not null)
-            throw new DiffuseException("min-SNR weighting applies to DDPM targets; EDM weights its loss by λ(σ) = (σ² + σ_data²)/(σ·σ_data)²: drop --min-snr.");
+            throw new DiffuseException($"min-SNR weighting applies to DDPM targets; EDM weights its loss by λ(σ) = (σ² + σ_data²)/(σ·σ_data)²: drop {Param.Of("TrainingConfig.MinSnrGamma")}.");
     }
 
     /// <summary>

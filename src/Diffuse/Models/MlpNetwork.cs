@@ -43,8 +43,8 @@ public sealed record MlpConfig(int Dimensions, int Width = 128, int Depth = 3, i
     public override void Validate()
     {
         if (Dimensions < 1) throw new DiffuseException($"the data must have at least one dimension (got {Dimensions}).");
-        if (Width < 1) throw new DiffuseException($"--width must be at least 1 (got {Width}).");
-        if (Depth < 1) throw new DiffuseException($"--depth must be at least 1 (got {Depth}).");
+        if (Width < 1) throw new DiffuseException($"{Param.Of("MlpConfig.Width")} must be at least 1 (got {Width}).");
+        if (Depth < 1) throw new DiffuseException($"{Param.Of("MlpConfig.Depth")} must be at least 1 (got {Depth}).");
         if (TimeEmbedding < 2 || TimeEmbedding % 2 != 0) throw new DiffuseException($"the time embedding width must be even and at least 2 (got {TimeEmbedding}).");
         if (OutputMultiplier is not (1 or 2)) throw new DiffuseException($"the MLP's output multiplier must be 1 or 2 (got {OutputMultiplier}).");
     }

@@ -27,7 +27,7 @@ public static class TorchThreads
         get => _fixed;
         set
         {
-            if (value is < 1) throw new DiffuseException($"the thread count must be at least 1 (got {value}).");
+            if (value is < 1) throw new DiffuseException($"{Param.Of("TorchThreads.Fixed")} must be at least 1 (got {value}).");
             _fixed = value;
         }
     }
@@ -55,7 +55,7 @@ public static class TorchThreads
     /// <param name="threads">The thread count, at least 1.</param>
     public static void Set(int threads)
     {
-        if (threads < 1) throw new DiffuseException($"the thread count must be at least 1 (got {threads}).");
+        if (threads < 1) throw new DiffuseException($"{Param.Of("TorchThreads.Fixed")} must be at least 1 (got {threads}).");
         if (TorchSharp.torch.get_num_threads() != threads) TorchSharp.torch.set_num_threads(threads);
     }
 

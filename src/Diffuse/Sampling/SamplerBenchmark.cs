@@ -40,19 +40,19 @@ public sealed record SamplerBenchmarkOptions(
     /// <summary>Throws a <see cref="DiffuseException"/> naming the first invalid value.</summary>
     public void Validate()
     {
-        if (Budgets.Count == 0) throw new DiffuseException("--budgets is empty: give evaluation budgets such as 5,10,20.");
+        if (Budgets.Count == 0) throw new DiffuseException($"{Param.Of("SamplerBenchmarkOptions.Budgets")} is empty: give evaluation budgets such as 5,10,20.");
         foreach (int b in Budgets)
             if (b < 1) throw new DiffuseException($"every budget must be at least 1 network evaluation (got {b}).");
-        if (Budgets.Distinct().Count() != Budgets.Count) throw new DiffuseException("--budgets repeats a budget: give each once.");
-        if (Samplers.Count == 0) throw new DiffuseException("--samplers is empty: give at least one sampler.");
-        if (Spacings.Count == 0) throw new DiffuseException("--spacings is empty: give at least one spacing.");
+        if (Budgets.Distinct().Count() != Budgets.Count) throw new DiffuseException($"{Param.Of("SamplerBenchmarkOptions.Budgets")} repeats a budget: give each once.");
+        if (Samplers.Count == 0) throw new DiffuseException($"{Param.Of("SamplerBenchmarkOptions.Samplers")} is empty: give at least one sampler.");
+        if (Spacings.Count == 0) throw new DiffuseException($"{Param.Of("SamplerBenchmarkOptions.Spacings")} is empty: give at least one spacing.");
         if (!Samplers.Any(k => Spacings.Any(s => SamplerSpacings.Fits(k, s))))
-            throw new DiffuseException("ddpm and ddim step on trained timesteps: with only karras or logsnr in --spacings, add a σ-space sampler or the trailing spacing.");
-        if (Count < 2) throw new DiffuseException($"--count must be at least 2 (got {Count}).");
+            throw new DiffuseException($"ddpm and ddim step on trained timesteps: with only karras or logsnr in {Param.Of("SamplerBenchmarkOptions.Spacings")}, add a σ-space sampler or the trailing spacing.");
+        if (Count < 2) throw new DiffuseException($"{Param.Of("SamplerBenchmarkOptions.Count")} must be at least 2 (got {Count}).");
         if (Classes is not null && Classes.Count != Count) throw new DiffuseException($"{Classes.Count} class labels were given for {Count} samples per setting.");
-        if (double.IsNaN(Guidance) || Guidance < 0) throw new DiffuseException($"--guidance must be zero or positive (got {Guidance}).");
-        if (ReferenceSteps < 0) throw new DiffuseException($"--reference-steps must be at least 1 (got {ReferenceSteps}).");
-        if (OdeLimitSteps < 0) throw new DiffuseException($"--ode-limit-steps must be at least 1 (got {OdeLimitSteps}).");
+        if (double.IsNaN(Guidance) || Guidance < 0) throw new DiffuseException($"{Param.Of("SamplerBenchmarkOptions.Guidance")} must be zero or positive (got {Guidance}).");
+        if (ReferenceSteps < 0) throw new DiffuseException($"{Param.Of("SamplerBenchmarkOptions.ReferenceSteps")} must be at least 1 (got {ReferenceSteps}).");
+        if (OdeLimitSteps < 0) throw new DiffuseException($"{Param.Of("SamplerBenchmarkOptions.OdeLimitSteps")} must be at least 1 (got {OdeLimitSteps}).");
     }
 
     /// <summary>The steps of the reference and the ODE limit: <see cref="ReferenceSteps"/>, at most the trained timesteps, or all of them.</summary>

@@ -76,7 +76,7 @@ public sealed record SamplerRecord(
     {
         string path = Path.Combine(folder, FileName);
         if (!File.Exists(path)) return null;
-        string again = $"Run 'diffuse bench-samplers --model {folder}' again, or delete the file.";
+        string again = $"Run {Param.Of("SamplerRecord.Save", "SamplerBenchmark.Run and SamplerRecord.Save", folder)} again, or delete the file.";
         SamplerRecord? record;
         try
         {
@@ -119,9 +119,9 @@ public sealed record SamplerRecord(
     public RecordedSetting Choose(int? nfe)
     {
         if (nfe is not { } limit) return Best.First(e => e.Budget == DefaultBudget);
-        if (limit < 1) throw new DiffuseException($"--nfe must be at least 1 (got {limit}).");
+        if (limit < 1) throw new DiffuseException($"{Param.Of("SamplerRecord.Choose(nfe)", "nfe")} must be at least 1 (got {limit}).");
         return Best.LastOrDefault(e => e.Budget <= limit)
-            ?? throw new DiffuseException($"--nfe {limit} is below every budget in {FileName} (the smallest is {Best[0].Budget}): give --nfe {Best[0].Budget} or more, or run 'diffuse bench-samplers' with a budget of {limit}.");
+            ?? throw new DiffuseException($"{Param.Of("SamplerRecord.Choose(nfe)", "nfe")} {limit} is below every budget in {FileName} (the smallest is {Best[0].Budget}): give {Param.Of("SamplerRecord.Choose(nfe)", "nfe")} {Best[0].Budget} or more, or run {Param.Of("SamplerBenchmark.Run")} with a budget of {limit}.");
     }
 
     /// <summary>The sampler setting of a validated entry.</summary>

@@ -44,9 +44,12 @@ public static class SamplerSpacings
         return null;
     }
 
-    /// <summary>The spacing called <paramref name="name"/>; throws a <see cref="DiffuseException"/> listing the names otherwise.</summary>
-    public static SamplerSpacing Parse(string name, string option = "--spacings") =>
-        TryParse(name) ?? throw new DiffuseException($"{option} must be one of {string.Join(", ", All)} (got '{name}').");
+    /// <summary>
+    /// The spacing called <paramref name="name"/>; throws a <see cref="DiffuseException"/> listing the names otherwise, in
+    /// which <paramref name="option"/> (default: the spacing name) names the value.
+    /// </summary>
+    public static SamplerSpacing Parse(string name, string? option = null) =>
+        TryParse(name) ?? throw new DiffuseException($"{option ?? Param.Of("SamplerSpacings.Parse(name)", "the spacing name")} must be one of {string.Join(", ", All)} (got '{name}').");
 
     /// <summary>Whether <paramref name="spacing"/> picks trained timesteps (trailing, leading, linspace), which every sampler accepts.</summary>
     public static bool IsTimesteps(SamplerSpacing spacing) => spacing is SamplerSpacing.Trailing or SamplerSpacing.Leading or SamplerSpacing.Linspace;

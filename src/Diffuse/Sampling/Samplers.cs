@@ -46,13 +46,16 @@ public static class SamplerNames
     /// <summary>The name of <paramref name="kind"/> (e.g. "dpm++2m").</summary>
     public static string Name(SamplerKind kind) => Table.First(e => e.Kind == kind).Name;
 
-    /// <summary>The sampler called <paramref name="name"/> (case-insensitive); throws a <see cref="DiffuseException"/> listing the names otherwise.</summary>
-    public static SamplerKind Parse(string name, string option = "--sampler")
+    /// <summary>
+    /// The sampler called <paramref name="name"/> (case-insensitive); throws a <see cref="DiffuseException"/> listing the
+    /// names otherwise, in which <paramref name="option"/> (default: the sampler name) names the value.
+    /// </summary>
+    public static SamplerKind Parse(string name, string? option = null)
     {
         string key = name.Trim();
         foreach (var (kind, candidate) in Table)
             if (string.Equals(candidate, key, StringComparison.OrdinalIgnoreCase)) return kind;
-        throw new DiffuseException($"{option} must be one of {string.Join(", ", All)} (got '{name}').");
+        throw new DiffuseException($"{option ?? Param.Of("SamplerNames.Parse(name)", "the sampler name")} must be one of {string.Join(", ", All)} (got '{name}').");
     }
 
     /// <summary>Whether <paramref name="kind"/> steps on noise levels σ (every sampler except DDPM and DDIM, which step on trained timesteps).</summary>
@@ -135,15 +138,15 @@ public sealed record SamplerOptions(
     /// <summary>Throws a <see cref="DiffuseException"/> naming the first invalid option or combination.</summary>
     public void Validate()
     {
-        if (Steps < 0) throw new DiffuseException($"--steps must be positive (got {Steps}).");
-        if (Eta < 0 || double.IsNaN(Eta)) throw new DiffuseException($"--eta must be zero or positive (got {Eta}).");
+        if (Steps < 0) throw new DiffuseException($"{Param.Of("SamplerOptions.Steps")} must be positive (got {Steps}).");
+        if (Eta < 0 || double.IsNaN(Eta)) throw new DiffuseException($"{Param.Of("SamplerOptions.Eta")} must be zero or positive (got {Eta}).");
         if (ClipX0 is { } c && !(c > 0)) throw new DiffuseException($"the x0 clip range must be positive (got {c}).");
-        if (!(Rho > 0) || double.IsInfinity(Rho)) throw new DiffuseException($"--rho must be positive (got {Rho}).");
+        if (!(Rho > 0) || double.IsInfinity(Rho)) throw new DiffuseException($"{Param.Of("SamplerOptions.Rho")} must be positive (got {Rho}).");
         string name = SamplerNames.Name(Kind);
-        if (Eta != 0 && Kind != SamplerKind.Ddim) throw new DiffuseException($"--eta applies to ddim only, not to {name}.");
+        if (Eta != 0 && Kind != SamplerKind.Ddim) throw new DiffuseException($"{Param.Of("SamplerOptions.Eta")} applies to ddim only, not to {name}.");
         if (TimestepList is not null && SigmaList is not null) throw new DiffuseException("give either a timestep list or a noise-level list, not both.");
         if (!SamplerNames.UsesNoiseLevels(Kind) && (Sigmas != NoiseLevelSpacing.Timesteps || SigmaList is not null))
-            throw new DiffuseException($"{name} steps on trained timesteps: choose them with --spacing; --sigmas karras, logsnr or a list need a σ-space sampler ({string.Join(", ", SamplerNames.All.Where(n => n is not ("ddpm" or "ddim")))}).");
+            throw new DiffuseException($"{name} steps on trained timesteps: choose them with {Param.Of("SamplerOptions.Spacing")}; {Param.Of("SamplerOptions.Sigmas")} karras, logsnr or a list need a σ-space sampler ({string.Join(", ", SamplerNames.All.Where(n => n is not ("ddpm" or "ddim")))}).");
         if (SigmaList is not null && Sigmas != NoiseLevelSpacing.Timesteps)
             throw new DiffuseException("give either a noise-level spacing or a noise-level list, not both.");
         if (Churn is not null)

@@ -48,13 +48,13 @@ public static class SamplingDefaults
     /// </exception>
     public static ChosenSampler For(bool isImage, NoiseSchedule schedule, string? folder, int? nfe = null, SamplerOptions? baseOptions = null)
     {
-        if (nfe is < 1) throw new DiffuseException($"the budget of network evaluations must be at least 1 (got {nfe}).");
+        if (nfe is < 1) throw new DiffuseException($"{Param.Of("SamplerRecord.Choose(nfe)", "nfe")} must be at least 1 (got {nfe}).");
         var defaults = baseOptions ?? new SamplerOptions();
         var record = folder is null ? null : SamplerRecord.Load(folder);
         if (record is null)
         {
             if (nfe is { } n)
-                throw new DiffuseException($"a budget of {n} network evaluations picks a setting measured by bench-samplers, but {folder ?? "this model"} has no {SamplerRecord.FileName}: measure the samplers first (SamplerBenchmark, or 'diffuse bench-samplers'), or choose a sampler and its steps.");
+                throw new DiffuseException($"{Param.Of("SamplerRecord.Choose(nfe)", "nfe")} {n} picks a setting measured by {Param.Of("SamplerBenchmark.Run")}, but {folder ?? "this model"} has no {SamplerRecord.FileName}: run {Param.Of("SamplerBenchmark.Run")} first, or choose a sampler and its steps.");
             if (isImage)
             {
                 var fast = defaults with { Kind = Image.Kind, Steps = Image.Steps, Sigmas = Image.Sigmas, Spacing = Image.Spacing };

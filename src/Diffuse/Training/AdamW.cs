@@ -86,7 +86,7 @@ public sealed class AdamW : IDisposable
             foreach (var (name, target) in new[] { ($"m.{i}", _m[i]), ($"v.{i}", _v[i]) })
             {
                 if (!state.TryGetValue(name, out var value) || !value.shape.SequenceEqual(target.shape))
-                    throw new DiffuseException($"{source} has no optimizer state '{name}' of shape [{string.Join(", ", target.shape)}]; it was written for another model. Start a new run without --resume.");
+                    throw new DiffuseException($"{source} has no optimizer state '{name}' of shape [{string.Join(", ", target.shape)}]; it was written for another model. Start a new run without {Param.Of("Trainer.Resume")}.");
                 target.copy_(value);
             }
         }

@@ -267,9 +267,9 @@ public sealed partial class Trainer : IDisposable
         collective ??= SingleProcessCollective.Instance;
         var config = LoadForResume(folder, steps, collective);
         if (!config.Data.IsImage)
-            throw new DiffuseException($"the run in '{folder}' was trained on a table ({config.Data.Source}), not on images. Resume with the same --data.");
+            throw new DiffuseException($"the run in '{folder}' was trained on a table ({config.Data.Source}), not on images. Resume with the same {Param.Of("Trainer.Resume(images)", "images")}.");
         if (Fingerprint(images) != config.Data.Fingerprint)
-            throw new DiffuseException($"the images given ({images.Source}: {images.Count} images) are not the images the run in '{folder}' was trained on ({config.Data.Source}: {config.Data.Count} images). Resume with the same --data.");
+            throw new DiffuseException($"the images given ({images.Source}: {images.Count} images) are not the images the run in '{folder}' was trained on ({config.Data.Source}: {config.Data.Count} images). Resume with the same {Param.Of("Trainer.Resume(images)", "images")}.");
         return FromImages(config, images, collective, folder, device);
     }
 
@@ -331,10 +331,10 @@ public sealed partial class Trainer : IDisposable
         collective ??= SingleProcessCollective.Instance;
         var config = LoadForResume(folder, steps, collective);
         if (config.Data.IsImage)
-            throw new DiffuseException($"the run in '{folder}' was trained on images ({config.Data.Source}), not on a table. Resume with the same --data.");
+            throw new DiffuseException($"the run in '{folder}' was trained on images ({config.Data.Source}), not on a table. Resume with the same {Param.Of("Trainer.Resume(data)", "data")}.");
         string fingerprint = Fingerprint(data);
         if (fingerprint != config.Data.Fingerprint || data.dim() != 2 || data.shape[1] != config.Data.Columns.Length)
-            throw new DiffuseException($"the data given ({data.shape[0]} rows × {(data.dim() > 1 ? data.shape[1] : 1)} columns) is not the data the run in '{folder}' was trained on ({config.Data.Source}: {config.Data.Count} rows × {config.Data.Columns.Length} columns). Resume with the same --data.");
+            throw new DiffuseException($"the data given ({data.shape[0]} rows × {(data.dim() > 1 ? data.shape[1] : 1)} columns) is not the data the run in '{folder}' was trained on ({config.Data.Source}: {config.Data.Count} rows × {config.Data.Columns.Length} columns). Resume with the same {Param.Of("Trainer.Resume(data)", "data")}.");
         var normalisation = new Standardization(config.Data.Mean, config.Data.Std);
         Trainer trainer;
         using (var scope = NewDisposeScope()) trainer = new Trainer(config, normalisation.Apply(data), null, collective, device);
@@ -386,7 +386,7 @@ public sealed partial class Trainer : IDisposable
             _collective.AllReduceSum(_flat);   // one fused all-reduce: every gradient, the loss and the quartile sums
             loss = _lossSlot.item<float>();
             if (!double.IsFinite(loss))
-                throw new DiffuseException($"the training loss became {loss} at step {Step + 1}; the last checkpoint is intact. Lower --lr or enable gradient clipping, then resume.");
+                throw new DiffuseException($"the training loss became {loss} at step {Step + 1}; the last checkpoint is intact. Lower {Param.Of("TrainingConfig.LearningRate")} or enable gradient clipping, then resume.");
             norm = _gradients.norm().item<float>();
             if (training.GradientClip > 0)
             {
@@ -615,7 +615,7 @@ public sealed partial class Trainer : IDisposable
     private static void CheckBatchCoversRanks(int batch, ICollective collective)
     {
         if (batch < collective.Size)
-            throw new DiffuseException($"--batch {batch} is smaller than the number of processes ({collective.Size}): every process needs at least one example of each batch. Raise --batch (it is the global batch, split over the processes) or launch fewer processes.");
+            throw new DiffuseException($"{Param.Of("TrainingConfig.BatchSize")} {batch} is smaller than the number of processes ({collective.Size}): every process needs at least one example of each batch. Raise {Param.Of("TrainingConfig.BatchSize")} (it is the global batch, split over the processes) or launch fewer processes.");
     }
 
     /// <summary>Checks that every rank was given the same data and settings as rank 0 (different CSV files on different machines, say).</summary>
@@ -627,18 +627,18 @@ public sealed partial class Trainer : IDisposable
         if (root == mine) return;
         var rootConfig = JsonSerializer.Deserialize<DiffusionModelConfig>(root, DiffusionModelConfig.JsonOptions);
         if (rootConfig?.Data.Fingerprint != config.Data.Fingerprint)
-            throw new DiffuseException($"rank {collective.Rank} read other training data than rank 0 ({config.Data.Source}: {config.Data.Count} rows, fingerprint {config.Data.Fingerprint}; rank 0: {rootConfig?.Data.Count} rows, fingerprint {rootConfig?.Data.Fingerprint}). Give every process the same --data (the same file on every machine).");
+            throw new DiffuseException($"rank {collective.Rank} read other training data than rank 0 ({config.Data.Source}: {config.Data.Count} rows, fingerprint {config.Data.Fingerprint}; rank 0: {rootConfig?.Data.Count} rows, fingerprint {rootConfig?.Data.Fingerprint}). Give every process the same {Param.Of("Trainer.Create(data)", "data")} (the same file on every machine).");
         throw new DiffuseException($"rank {collective.Rank} was started with other training options than rank 0. Launch every process with the same command line.");
     }
 
     private void LoadState(string folder)
     {
         string path = Path.Combine(folder, ResumeFile);
-        if (!File.Exists(path)) throw new DiffuseException($"'{folder}' has no {ResumeFile}: it holds weights only and cannot be resumed. Train again without --resume.");
+        if (!File.Exists(path)) throw new DiffuseException($"'{folder}' has no {ResumeFile}: it holds weights only and cannot be resumed. Train again without {Param.Of("Trainer.Resume")}.");
         var header = Safetensors.ReadHeader(path);
         int step = int.Parse(header.Metadata.GetValueOrDefault("step", "-1"), System.Globalization.CultureInfo.InvariantCulture);
         if (step != Config.Step)
-            throw new DiffuseException($"'{folder}' is inconsistent: config.json says step {Config.Step} but {ResumeFile} holds step {step} (an interrupted save?). Train again without --resume.");
+            throw new DiffuseException($"'{folder}' is inconsistent: config.json says step {Config.Step} but {ResumeFile} holds step {step} (an interrupted save?). Train again without {Param.Of("Trainer.Resume")}.");
         using var scope = NewDisposeScope();
         var state = Safetensors.Load(path);
         StateDicts.LoadInto(Network, Prefixed(state, "network."), path);
@@ -648,9 +648,9 @@ public sealed partial class Trainer : IDisposable
         if (_importance is not null)
         {
             if (!state.TryGetValue(ImportanceStateKey, out var history))
-                throw new DiffuseException($"{path} has no '{ImportanceStateKey}', which a run with importance sampling saves; it was not written by this run. Train again without --resume.");
+                throw new DiffuseException($"{path} has no '{ImportanceStateKey}', which a run with importance sampling saves; it was not written by this run. Train again without {Param.Of("Trainer.Resume")}.");
             if (history.dim() != 2 || history.shape[0] != Schedule.Timesteps)
-                throw new DiffuseException($"{path}: '{ImportanceStateKey}' has shape [{string.Join(", ", history.shape)}] but the schedule has {Schedule.Timesteps} timesteps. Train again without --resume.");
+                throw new DiffuseException($"{path}: '{ImportanceStateKey}' has shape [{string.Join(", ", history.shape)}] but the schedule has {Schedule.Timesteps} timesteps. Train again without {Param.Of("Trainer.Resume")}.");
             _importance = TimestepImportance.FromState(history);
         }
         Step = step;

@@ -49,18 +49,18 @@ public sealed record TrainingConfig(
     /// <summary>Throws a <see cref="DiffuseException"/> naming the first invalid value.</summary>
     public void Validate()
     {
-        if (Steps < 1) throw new DiffuseException($"--steps must be at least 1 (got {Steps}).");
-        if (BatchSize < 1) throw new DiffuseException($"--batch must be at least 1 (got {BatchSize}).");
-        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new DiffuseException($"--lr must be a positive number (got {LearningRate}).");
+        if (Steps < 1) throw new DiffuseException($"{Param.Of("TrainingConfig.Steps")} must be at least 1 (got {Steps}).");
+        if (BatchSize < 1) throw new DiffuseException($"{Param.Of("TrainingConfig.BatchSize")} must be at least 1 (got {BatchSize}).");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new DiffuseException($"{Param.Of("TrainingConfig.LearningRate")} must be a positive number (got {LearningRate}).");
         if (WarmupSteps < 0) throw new DiffuseException($"the warm-up must be zero or more steps (got {WarmupSteps}).");
         if (WeightDecay < 0) throw new DiffuseException($"the weight decay must be zero or positive (got {WeightDecay}).");
         if (GradientClip < 0) throw new DiffuseException($"the gradient clip must be zero or positive (got {GradientClip}).");
-        if (!(EmaDecay >= 0 && EmaDecay < 1)) throw new DiffuseException($"--ema must lie in [0, 1) (got {EmaDecay}).");
-        if (MinSnrGamma is { } g && !(g > 0)) throw new DiffuseException($"--min-snr must be positive (got {g}).");
-        if (GradientAccumulation < 1) throw new DiffuseException($"--accumulate must be at least 1 (got {GradientAccumulation}).");
-        if (GradientAccumulation > BatchSize) throw new DiffuseException($"--accumulate {GradientAccumulation} exceeds the batch of {BatchSize}: every micro-batch needs an example.");
-        if (!(LabelDropout >= 0 && LabelDropout < 1)) throw new DiffuseException($"--label-dropout must lie in [0, 1) (got {LabelDropout}).");
-        if (CheckpointEvery < 1) throw new DiffuseException($"--checkpoint-every must be at least 1 (got {CheckpointEvery}).");
+        if (!(EmaDecay >= 0 && EmaDecay < 1)) throw new DiffuseException($"{Param.Of("TrainingConfig.EmaDecay")} must lie in [0, 1) (got {EmaDecay}).");
+        if (MinSnrGamma is { } g && !(g > 0)) throw new DiffuseException($"{Param.Of("TrainingConfig.MinSnrGamma")} must be positive (got {g}).");
+        if (GradientAccumulation < 1) throw new DiffuseException($"{Param.Of("TrainingConfig.GradientAccumulation")} must be at least 1 (got {GradientAccumulation}).");
+        if (GradientAccumulation > BatchSize) throw new DiffuseException($"{Param.Of("TrainingConfig.GradientAccumulation")} {GradientAccumulation} exceeds the batch of {BatchSize}: every micro-batch needs an example.");
+        if (!(LabelDropout >= 0 && LabelDropout < 1)) throw new DiffuseException($"{Param.Of("TrainingConfig.LabelDropout")} must lie in [0, 1) (got {LabelDropout}).");
+        if (CheckpointEvery < 1) throw new DiffuseException($"{Param.Of("TrainingConfig.CheckpointEvery")} must be at least 1 (got {CheckpointEvery}).");
     }
 
     /// <summary>

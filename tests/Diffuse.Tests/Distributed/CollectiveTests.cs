@@ -127,7 +127,7 @@ public class CollectiveTests
         using var data = ToyData.Sample(ToyDistribution.Moons, 100, 0);
         var e = Assert.Throws<DiffuseException>(() => Trainer.Create(data, "moons", new TrainingConfig(Steps: 5, BatchSize: 3),
             new ScheduleConfig(ScheduleKind.Linear, 20), collective: new PretendCollective(0, 4)));
-        Assert.Contains("--batch 3", e.Message);
+        Assert.Contains("TrainingConfig.BatchSize 3", e.Message);
         Assert.Contains("(4)", e.Message);
     }
 

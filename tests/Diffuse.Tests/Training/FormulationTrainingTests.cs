@@ -58,15 +58,15 @@ public class FormulationTrainingTests(ITestOutputHelper output)
         void Fails(FormulationConfig f, string fragment, Prediction prediction = Prediction.Epsilon, ScheduleConfig? s = null, TrainingConfig? t = null) =>
             Assert.Contains(fragment, Assert.Throws<DiffuseException>(() => f.Validate(prediction, s ?? schedule, t ?? training)).Message);
 
-        Fails(edm with { LearnedVariance = true }, "--learn-variance");
-        Fails(edm, "drop --prediction", Prediction.V);
+        Fails(edm with { LearnedVariance = true }, "Drop FormulationConfig.LearnedVariance");
+        Fails(edm, "drop DiffusionModelConfig.Prediction", Prediction.V);
         Fails(edm, "zero terminal SNR", s: schedule with { ZeroTerminalSnr = true });
         Fails(edm, "'cosine' schedule", s: schedule with { Kind = ScheduleKind.Cosine });
-        Fails(edm, "--min-snr", t: training with { MinSnrGamma = 5 });
+        Fails(edm, "TrainingConfig.MinSnrGamma", t: training with { MinSnrGamma = 5 });
         Fails(edm with { Edm = null }, "needs its EDM settings");
-        Fails(new FormulationConfig { Edm = new EdmConfig() }, "--formulation edm");
-        Fails(new FormulationConfig { ImportanceSampling = true }, "add --learn-variance");
-        Fails(new FormulationConfig { LearnedVariance = true, HybridLambda = 0 }, "--hybrid-lambda");
+        Fails(new FormulationConfig { Edm = new EdmConfig() }, "FormulationConfig.Kind = FormulationKind.Edm");
+        Fails(new FormulationConfig { ImportanceSampling = true }, "add FormulationConfig.LearnedVariance");
+        Fails(new FormulationConfig { LearnedVariance = true, HybridLambda = 0 }, "FormulationConfig.HybridLambda");
         edm.Validate(Prediction.Epsilon, schedule, training);
 
         // The network must carry the variance outputs exactly when the variance is learned.
