@@ -99,8 +99,33 @@ public static class Figures
         AtomicWrite.Bytes(path, EncodePng(bitmap));
     }
 
-    /// <summary>Draws what <see cref="SaveImageGrid"/> saves and returns it; the caller disposes the bitmap.</summary>
-    /// <inheritdoc cref="SaveImageGrid" path="/param[@name!='path']"/>
+    /// <summary>
+    /// Saves a grid of 8-bit images, such as <c>DiffusionModel.SampleImages</c> returns (read its pixels with
+    /// <c>images.data&lt;byte&gt;().ToArray()</c>), as a PNG file.
+    /// </summary>
+    /// <param name="path">The PNG file to write (its folder is created when missing).</param>
+    /// <param name="pixels">Bytes laid out as [count, channels, height, width] flattened row-major, 0 black to 255 white.</param>
+    /// <param name="count">Number of images.</param>
+    /// <param name="channels">1 for grey, 3 for RGB.</param>
+    /// <param name="height">Height of one image in pixels.</param>
+    /// <param name="width">Width of one image in pixels.</param>
+    /// <param name="columns">Images per row (at least 1).</param>
+    /// <param name="padding">White pixels between images and around the grid.</param>
+    /// <param name="scale">Each image pixel becomes a scale × scale square (1 to 64).</param>
+    /// <param name="rowLabels">Optional labels left of each row; exactly one per row when given.</param>
+    /// <exception cref="ArgumentException">The pixel count does not match the shape, or an argument is out of range.</exception>
+    public static void SaveImageGrid(
+        string path, byte[] pixels, int count, int channels, int height, int width, int columns, int padding = 2, int scale = 1,
+        IReadOnlyList<string>? rowLabels = null)
+    {
+        ArgumentNullException.ThrowIfNull(pixels);
+        var unit = new float[pixels.Length];
+        for (int i = 0; i < pixels.Length; i++) unit[i] = pixels[i] / 255f;
+        SaveImageGrid(path, unit, count, channels, height, width, columns, padding, scale, rowLabels);
+    }
+
+    /// <summary>Draws what <see cref="SaveImageGrid(string, float[], int, int, int, int, int, int, int, IReadOnlyList{string}?)"/> saves and returns it; the caller disposes the bitmap.</summary>
+    /// <inheritdoc cref="SaveImageGrid(string, float[], int, int, int, int, int, int, int, IReadOnlyList{string}?)" path="/param[@name!='path']"/>
     public static SKBitmap RenderImageGrid(
         float[] pixels, int count, int channels, int height, int width, int columns, int padding = 2, int scale = 1,
         IReadOnlyList<string>? rowLabels = null) =>
