@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Diffuse.Cli.Commands;
 using Diffuse.Distributed;
 using Spectre.Console;
@@ -24,7 +25,24 @@ public static class Program
             Console.Error.WriteLine($"error: {LibraryFlags.Message(e)}");
             return 1;
         }
-        int code = Run(args, Console.Out, Console.Error, interactive: !Console.IsErrorRedirected, collective);
+        // SIGINT (Ctrl-C) and SIGTERM stop a command after its current step: training writes a checkpoint of it, other
+        // commands keep what is complete and remove their temporaries; a second signal ends the process at once (the
+        // last complete checkpoint stands, since every checkpoint is written as one atomic unit). Under mpiexec the
+        // ranks cannot agree on a step to stop at, so a signal ends them at once.
+        using var cancel = new CancellationTokenSource();
+        int signalCode = 0;
+        void Stop(PosixSignalContext context, int code)
+        {
+            if (cancel.IsCancellationRequested || collective.Size > 1) return;   // default action: end now
+            context.Cancel = true;
+            signalCode = code;
+            Console.Error.WriteLine($"{Environment.NewLine}stopping after the current step ({(code == 130 ? "Ctrl-C" : "SIGTERM")} again to stop at once) ...");
+            cancel.Cancel();
+        }
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Stop(context, 130));
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Stop(context, 143));
+        int code = Run(args, Console.Out, Console.Error, interactive: !Console.IsErrorRedirected, collective, cancel.Token);
+        if (code == 130 && signalCode != 0) code = signalCode;
         if (code != 0 && collective.Size > 1)
         {
             Console.Out.Flush();
@@ -41,7 +59,8 @@ public static class Program
     /// <paramref name="collective"/> of several processes only rank 0 writes to <paramref name="stdout"/> and shows
     /// progress; any rank prints its own error, prefixed with "rank r of N:".
     /// </summary>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false, ICollective? collective = null)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false, ICollective? collective = null,
+        CancellationToken cancellationToken = default)
     {
         collective ??= SingleProcessCollective.Instance;
         bool quiet = collective.Rank != 0;
@@ -104,7 +123,7 @@ public static class Program
         int? fixedThreads = Diffuse.Runtime.TorchThreads.Fixed;
         try
         {
-            return app.Run(args);
+            return app.Run(args, cancellationToken);
         }
         catch (DiffuseException e)
         {

@@ -103,9 +103,11 @@ public sealed partial class DiffusionModel : IDisposable
     public static DiffusionModel Load(string model, Device? device = null)
     {
         string folder = ShippedModels.Resolve(model);
-        var config = DiffusionModelConfig.Load(Path.Combine(folder, Trainer.ConfigFile));
-        string weights = Path.Combine(folder, Trainer.WeightsFile);
-        if (!File.Exists(weights)) throw new DiffuseException($"'{folder}' has config.json but no {Trainer.WeightsFile}. Train the model again.");
+        var files = new ModelFolder(folder);
+        var repaired = files.RepairIfIdle();
+        var config = DiffusionModelConfig.Load(files.File(ModelFolder.ConfigFile));
+        string weights = files.Resolve(config, ModelFolder.WeightsFile);
+        if (!File.Exists(weights)) throw new DiffuseException($"'{folder}' has config.json but no {ModelFolder.WeightsFile}. Train the model again.");
         var network = config.CreateNetwork();
         try
         {
@@ -119,11 +121,14 @@ public sealed partial class DiffusionModel : IDisposable
         }
         network.eval();
         if (device is not null && device.type != DeviceType.CPU) network.to(device);
-        return new DiffusionModel(config, network, ownsNetwork: true) { Folder = folder };
+        return new DiffusionModel(config, network, ownsNetwork: true) { Folder = folder, RepairNotes = repaired };
     }
 
     /// <summary>The device the network and every tensor of sampling and evaluation live on (results come back on the CPU).</summary>
     public Device Device => Network.parameters().FirstOrDefault()?.device ?? CPU;
+
+    /// <summary>What loading repaired in the folder (leftovers of an interrupted checkpoint write), one line each.</summary>
+    public IReadOnlyList<string> RepairNotes { get; private init; } = Array.Empty<string>();
 
     /// <summary>The folder the model was loaded from (where its sampler.json lives), or null for a model in memory.</summary>
     public string? Folder { get; private init; }

@@ -1,3 +1,4 @@
+using Diffuse.Checkpoints;
 using System.ComponentModel;
 using Diffuse.Data;
 using Diffuse.Evaluation;
@@ -260,12 +261,12 @@ public sealed class EvalCommand : Command<EvalSettings>
         if (config.Holdout > 0)
         {
             var (train, held) = TabularSource.Split(table.Rows, config.Holdout);
-            if (Trainer.Fingerprint(train) == config.Fingerprint)
+            if (DataFingerprint.Of(train) == config.Fingerprint)
                 return (train, held, $"the {held.shape[0]} held-out rows of {data}");
             train.Dispose();
             held.Dispose();
         }
-        else if (Trainer.Fingerprint(table.Rows) == config.Fingerprint)
+        else if (DataFingerprint.Of(table.Rows) == config.Fingerprint)
         {
             throw new DiffuseException($"the model was trained on every row of {data} (--holdout 0), so no held-out rows are left to measure it on. Give a CSV file of other rows with the same columns.");
         }

@@ -1,3 +1,4 @@
+using Diffuse.Checkpoints;
 using Diffuse.Data;
 using Diffuse.Data.Images;
 using Diffuse.Evaluation;
@@ -119,7 +120,7 @@ public static class ImageEvaluation
         try
         {
             model.CheckImages(heldOut);
-            if (Trainer.Fingerprint(heldOut) == config.Fingerprint)
+            if (DataFingerprint.Of(heldOut) == config.Fingerprint)
                 throw new DiffuseException($"--data {data} holds the images the model was trained on and has no test split: give --data held-out images the model did not see.");
             var train = Load(own, DatasetSplit.Train);
             try
@@ -144,7 +145,7 @@ public static class ImageEvaluation
     {
         model.CheckImages(train);
         var config = model.Config.Data;
-        if (Trainer.Fingerprint(train) != config.Fingerprint)
+        if (DataFingerprint.Of(train) != config.Fingerprint)
             throw new DiffuseException($"the training images of {name} ({train.Count}) are not the {config.Count} images the model was trained on ({config.Source}): give --data the data it was trained on, or a folder or IDX file of held-out images.");
     }
 

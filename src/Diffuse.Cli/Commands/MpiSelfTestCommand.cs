@@ -34,6 +34,11 @@ public sealed class MpiSelfTestSettings : TrainSettings
     [CommandOption("--fail-mode <MODE>")]
     [Description("throw (an error, as a bad input would raise) or kill (the process dies at once, as if killed).")]
     public string FailMode { get; init; } = "throw";
+
+    /// <summary>A checkpoint-write boundary at which the process kills itself.</summary>
+    [CommandOption("--kill-at <POINT>")]
+    [Description("POINT[:N]: the process kills itself (SIGKILL) at the Nth (default 1st) time a checkpoint write reaches POINT: weights-written, resume-written, loss-written, config-written, committed, weights-renamed, resume-renamed or loss-renamed.")]
+    public string? KillAt { get; init; }
 }
 
 /// <summary>
@@ -48,6 +53,15 @@ public sealed class MpiSelfTestCommand : Command<MpiSelfTestSettings>
         if (settings.FailMode is not ("throw" or "kill")) throw new DiffuseException($"--fail-mode must be throw or kill (got '{settings.FailMode}').");
         int rank = CliContext.Collective.Rank;
         ProbeNullReference();
+        if (settings.KillAt is { } killAt)
+        {
+            var parts = killAt.Split(':');
+            int occurrence = parts.Length > 1 ? int.Parse(parts[1], CultureInfo.InvariantCulture) : 1, seen = 0;
+            Diffuse.Checkpoints.ModelFolder.FaultPoint = point =>
+            {
+                if (point == parts[0] && ++seen == occurrence) Process.GetCurrentProcess().Kill();
+            };
+        }
         var lines = new List<string>();
         void BeforeTraining(Trainer trainer)
         {

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using Diffuse.Checkpoints;
 using Diffuse.Configuration;
 using Diffuse.Data;
 using Diffuse.Distributed;
@@ -228,7 +229,10 @@ public sealed class TrainCommand : Command<TrainSettings>
         if (string.IsNullOrWhiteSpace(settings.Out)) throw new DiffuseException("--out is required: the folder to write the model to.");
         settings.ApplyThreads(IsImageArgument(settings.Data));
         settings.TorchDevice();   // an unusable --device fails before the data are read
+        // Before the data are read or the network built: --out can be created and written, and no other process writes there.
+        using var folderLock = CliContext.Collective.Rank == 0 ? FolderLock.Acquire(settings.Out) : null;
         using var trainer = Build(settings);
+        foreach (var note in trainer.RepairNotes) CliContext.Err.WriteLine($"note: {settings.Out}: {note}");
         var collective = trainer.Collective;
         if (collective.Size > 1)
         {
@@ -245,7 +249,15 @@ public sealed class TrainCommand : Command<TrainSettings>
         }
         beforeTraining?.Invoke(trainer);
         if (settings.PreviewEvery is < 0) throw new DiffuseException($"--preview-every must be zero or positive (got {settings.PreviewEvery}).");
-        TrainWithProgress(trainer, settings.Out, cancellationToken, afterStep, stopAtStep, settings.PreviewEvery);
+        try
+        {
+            TrainWithProgress(trainer, settings.Out, cancellationToken, afterStep, stopAtStep, settings.PreviewEvery);
+        }
+        catch (OperationCanceledException)
+        {
+            CliContext.Err.WriteLine($"stopped at step {trainer.Step}: its checkpoint is in {Path.GetFullPath(settings.Out)}; continue with the same command and --resume.");
+            throw;
+        }
         var lastLoss = trainer.Losses.Count > 0 ? trainer.Losses[^1].Loss : double.NaN;
         var data = trainer.Config.Data;
         string what = data.ImageShape is { } shape
@@ -263,6 +275,8 @@ public sealed class TrainCommand : Command<TrainSettings>
     private static Trainer Build(TrainSettings s)
     {
         var collective = CliContext.Collective;
+        if (s.Resume && collective.Rank == 0 && File.Exists(Path.Combine(s.Out!, ModelFolder.ConfigFile)))
+            ResumeCheck.Refuse(s, DiffusionModelConfig.Load(Path.Combine(s.Out!, ModelFolder.ConfigFile)));
         if (s.Resume)
         {
             var fixedAtStart = new[] { (s.Formulation is not null, "--formulation"), (s.SigmaData.HasValue, "--sigma-data"), (s.PMean.HasValue, "--p-mean"),
@@ -286,7 +300,7 @@ public sealed class TrainCommand : Command<TrainSettings>
                 train = t;
             }
             // Only rank 0 reads and writes the model folder (the other ranks may run on machines that cannot see it).
-            bool exists = collective.Rank == 0 && File.Exists(Path.Combine(s.Out!, Trainer.ConfigFile));
+            bool exists = collective.Rank == 0 && File.Exists(Path.Combine(s.Out!, ModelFolder.ConfigFile));
             if (s.Resume)
             {
                 if (collective.Rank == 0 && !exists)
@@ -331,7 +345,7 @@ public sealed class TrainCommand : Command<TrainSettings>
         int[]? multipliers = s.ChannelMult is null ? null : Parse.IntList(s.ChannelMult, "--channel-mult");
         int[]? attention = s.Attention is null ? null
             : s.Attention.Trim().Equals("none", StringComparison.OrdinalIgnoreCase) ? Array.Empty<int>() : Parse.IntList(s.Attention, "--attention");
-        bool exists = collective.Rank == 0 && File.Exists(Path.Combine(s.Out!, Trainer.ConfigFile));
+        bool exists = collective.Rank == 0 && File.Exists(Path.Combine(s.Out!, ModelFolder.ConfigFile));
         if (s.Resume && collective.Rank == 0 && !exists)
             throw new DiffuseException($"--resume: '{s.Out}' holds no run to resume (no config.json). Drop --resume to start a new run.");
         if (!s.Resume && exists)

@@ -62,6 +62,12 @@ public sealed record DiffusionModelConfig(
     /// </summary>
     public FormulationConfig Formulation { get; init; } = new();
 
+    /// <summary>
+    /// The digests of the checkpoint files this config belongs to (written by <see cref="Checkpoints.ModelFolder"/>), so
+    /// that weights of another run are refused; null in folders written before digests existed and for models in memory.
+    /// </summary>
+    public CheckpointFiles? Files { get; init; }
+
     /// <summary>The model's discrete noise schedule (<see cref="FormulationConfig.CreateSchedule"/>).</summary>
     public NoiseSchedule CreateSchedule() => Formulation.CreateSchedule(Schedule);
 
@@ -130,3 +136,9 @@ public sealed record DiffusionModelConfig(
         PredictionConversion.RequireCompatible(Prediction, Schedule.ZeroTerminalSnr);
     }
 }
+
+/// <summary>The SHA-256 digests (lower-case hex) of a checkpoint's files, recorded in its config.json (<see cref="DiffusionModelConfig.Files"/>).</summary>
+/// <param name="Weights">model.safetensors.</param>
+/// <param name="Resume">resume.safetensors, or null when the checkpoint has none.</param>
+/// <param name="Loss">loss.csv, or null when the checkpoint has none.</param>
+public sealed record CheckpointFiles(string Weights, string? Resume = null, string? Loss = null);

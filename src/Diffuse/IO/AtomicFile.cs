@@ -17,7 +17,13 @@ public static class AtomicFile
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
-                write(stream);
+                if (StreamFilter is { } filter)
+                {
+                    using var filtered = filter(full, stream);
+                    write(filtered);
+                    filtered.Flush();
+                }
+                else write(stream);
                 stream.Flush(flushToDisk: true);
             }
             File.Move(temp, full, overwrite: true);
@@ -25,6 +31,47 @@ public static class AtomicFile
         finally
         {
             if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+
+    /// <summary>
+    /// Wraps the stream of every atomic write (for fault-injection tests: a filter that throws an
+    /// <see cref="IOException"/> after some bytes stands for a disk that fills up there).
+    /// </summary>
+    internal static Func<string, Stream, Stream>? StreamFilter { get; set; }
+
+    /// <summary>
+    /// Temporary files of atomic writes in <paramref name="folder"/> (named <c>.&lt;name&gt;.&lt;pid&gt;.&lt;guid&gt;.tmp</c>)
+    /// whose writing process no longer runs: leftovers of a process that was killed mid-write.
+    /// </summary>
+    /// <param name="folder">The folder to look in (not its subfolders).</param>
+    public static IEnumerable<string> StaleTemporaries(string folder)
+    {
+        if (!Directory.Exists(folder)) yield break;
+        foreach (string path in Directory.EnumerateFiles(folder, ".*.tmp"))
+        {
+            var parts = Path.GetFileName(path).Split('.');
+            // "", name parts…, pid, guid, "tmp"
+            if (parts.Length < 5 || parts[^2].Length != 32 || !int.TryParse(parts[^3], out int pid)) continue;
+            if (pid == Environment.ProcessId || IsRunning(pid)) continue;
+            yield return path;
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
         }
     }
 

@@ -1,3 +1,4 @@
+using Diffuse.Checkpoints;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -65,7 +66,7 @@ public sealed class SamplerRunStore
     /// </summary>
     public static string KeyOf(string modelFolder, IEnumerable<string> parts)
     {
-        string weights = Path.Combine(modelFolder, Trainer.WeightsFile);
+        string weights = Path.Combine(modelFolder, ModelFolder.WeightsFile);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         if (File.Exists(weights))
         {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Diffuse.Checkpoints;
 using Diffuse.Runtime;
 using Diffuse.Sampling;
 using static TorchSharp.torch;
@@ -105,7 +106,9 @@ public sealed partial class Trainer
     public void Run(Action<TrainingProgress>? onProgress = null, string? folder = null, CancellationToken cancellation = default, int? stopAtStep = null,
         bool overwrite = false)
     {
+        using var folderLock = folder is not null && _collective.Rank == 0 ? FolderLock.Acquire(folder) : null;
         if (folder is not null) CheckFolder(folder, overwrite);
+        if (folder is not null && _collective.Rank == 0) CheckFreeSpace(folder);
         TorchThreads.Apply(Config.Data.IsImage);
         int total = Config.Training.Steps;
         int stop = Math.Min(total, stopAtStep ?? total);
@@ -161,8 +164,29 @@ public sealed partial class Trainer
         if (overwrite || _collective.Rank != 0) return;
         string full = Path.GetFullPath(folder);
         if (string.Equals(full, _ownFolder, StringComparison.Ordinal)) return;
-        if (File.Exists(Path.Combine(folder, ConfigFile)) || File.Exists(Path.Combine(folder, WeightsFile)))
+        if (File.Exists(Path.Combine(folder, ModelFolder.ConfigFile)) || File.Exists(Path.Combine(folder, ModelFolder.WeightsFile)))
             throw new DiffuseException($"'{folder}' already holds a model; continue it with Trainer.Resume, write to another folder, or pass overwrite: true to replace it (nothing was overwritten).");
+    }
+
+    /// <summary>
+    /// Refuses to start when the folder's disk cannot hold a checkpoint: the weights, the resume state (network, EMA and
+    /// two AdamW moments) and, while a checkpoint is written, the previous one beside the new one.
+    /// </summary>
+    private void CheckFreeSpace(string folder)
+    {
+        long parameters = Network.parameters().Sum(p => p.numel());
+        long needed = 2 * (5 * 4 * parameters) + (1 << 20);
+        long available;
+        try
+        {
+            available = new DriveInfo(Path.GetFullPath(folder)).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            return;   // no figure to check against: the write itself reports a full disk
+        }
+        if (available < needed)
+            throw new DiffuseException($"'{folder}' has {available / 1e6:F1} MB free, but a checkpoint of this model needs about {needed / 1e6:F1} MB (the weights, the resume state and the previous checkpoint while the new one is written). Free space or write to another disk.");
     }
 
     /// <summary>Draws the preview samples from the EMA weights and hands them to <see cref="PreviewReady"/>.</summary>

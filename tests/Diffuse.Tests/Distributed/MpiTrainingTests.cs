@@ -111,6 +111,21 @@ public sealed class MpiJobs : IDisposable
         return new JobResult(code, stdout.ToString(), stderr.ToString(), clock.Elapsed);
     }
 
+    /// <summary>The command as it is given (no <see cref="Common"/> options), in this process.</summary>
+    public static JobResult InProcessPlain(params string[] args)
+    {
+        var clock = Stopwatch.StartNew();
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(args, stdout, stderr);
+        return new JobResult(code, stdout.ToString(), stderr.ToString(), clock.Elapsed);
+    }
+
+    /// <summary><c>dotnet Diffuse.Cli.dll args…</c> as a child process without MPI (no <see cref="Common"/> options).</summary>
+    public static JobResult RunProcess(string[] args, int timeoutSeconds = 120) =>
+        Start(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } dotnet ? dotnet : "dotnet",
+            new[] { CliDll }.Concat(args), TimeSpan.FromSeconds(timeoutSeconds));
+
     private static JobResult Start(string program, IEnumerable<string> arguments, TimeSpan timeout)
     {
         var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

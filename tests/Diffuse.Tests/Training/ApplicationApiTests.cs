@@ -1,3 +1,4 @@
+using Diffuse.Checkpoints;
 using Diffuse.Data;
 using Diffuse.Runtime;
 using Diffuse.Sampling;
@@ -73,7 +74,7 @@ public class ApplicationApiTests
         {
             checkpoints.Add(c.Step);
             Assert.Equal(dir.Path, c.Folder);
-            Assert.True(File.Exists(Path.Combine(c.Folder, Trainer.ConfigFile)));
+            Assert.True(File.Exists(Path.Combine(c.Folder, ModelFolder.ConfigFile)));
         };
         var reported = new List<int>();
         trainer.Run(p => reported.Add(p.Step), dir.Path);
@@ -88,12 +89,12 @@ public class ApplicationApiTests
         using var dir = new TempDir();
         using var data = ToyData.Sample(ToyDistribution.Moons, 500, 0);
         using (var first = NewTrainer(data, 3)) first.Run(folder: dir.Path);
-        byte[] before = File.ReadAllBytes(Path.Combine(dir.Path, Trainer.WeightsFile));
+        byte[] before = File.ReadAllBytes(Path.Combine(dir.Path, ModelFolder.WeightsFile));
         using var second = NewTrainer(data, 5);
         var e = Assert.Throws<DiffuseException>(() => second.Run(folder: dir.Path));
         Assert.Contains("already holds a model", e.Message);
         Assert.Equal(0, second.Step);
-        Assert.Equal(before, File.ReadAllBytes(Path.Combine(dir.Path, Trainer.WeightsFile)));
+        Assert.Equal(before, File.ReadAllBytes(Path.Combine(dir.Path, ModelFolder.WeightsFile)));
         second.Run(folder: dir.Path, overwrite: true);
         using var model = DiffusionModel.Load(dir.Path);
         Assert.Equal(5, model.Config.Step);

@@ -33,7 +33,7 @@ public class FormulationTrainingTests(ITestOutputHelper output)
         using var dir = new TempDir();
         using var data = ToyData.Sample(ToyDistribution.Moons, 500, 0);
         using (var trainer = NewTrainer(data, 2, new FormulationConfig())) trainer.Run(folder: dir.Path);
-        string path = Path.Combine(dir.Path, Trainer.ConfigFile);
+        string path = Path.Combine(dir.Path, ModelFolder.ConfigFile);
         var json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
         Assert.Equal("ddpm", (string?)json["formulation"]!["kind"]);
         Assert.Equal(1, (int)json["network"]!["outputMultiplier"]!);
@@ -181,7 +181,7 @@ public class FormulationTrainingTests(ITestOutputHelper output)
             Assert.NotEqual(1.0 / 20, first.TimestepProbabilities![0]);
         }
         using (var scope = NewDisposeScope())
-            Assert.Equal(new long[] { 20, 1 + TimestepImportance.HistoryLength }, Safetensors.Load(Path.Combine(dir.Path, Trainer.ResumeFile))["importance.history"].shape);
+            Assert.Equal(new long[] { 20, 1 + TimestepImportance.HistoryLength }, Safetensors.Load(Path.Combine(dir.Path, ModelFolder.ResumeFile))["importance.history"].shape);
         using var resumed = Trainer.Resume(dir.Path, data);
         resumed.Run(folder: dir.Path);
         Assert.Equal(full.Losses.Select(l => l.Loss), resumed.Losses.Select(l => l.Loss));

@@ -1,3 +1,4 @@
+using Diffuse.Checkpoints;
 using Diffuse.Data;
 using Diffuse.Sampling;
 using Diffuse.Schedules;
@@ -83,7 +84,7 @@ public class TrainerTests
         using var data = ToyData.Sample(ToyDistribution.Moons, 500, 0);
         using (var t = NewTrainer(data, 2)) t.Run(folder: dir.Path);
         // Change the recorded width: the weights no longer fit the network the config describes.
-        string configPath = Path.Combine(dir.Path, Trainer.ConfigFile);
+        string configPath = Path.Combine(dir.Path, ModelFolder.ConfigFile);
         File.WriteAllText(configPath, File.ReadAllText(configPath).Replace("\"width\": 32", "\"width\": 48"));
         var e = Assert.Throws<DiffuseException>(() => DiffusionModel.Load(dir.Path));
         Assert.Contains("input.weight", e.Message);
