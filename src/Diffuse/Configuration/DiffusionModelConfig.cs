@@ -1,3 +1,4 @@
+using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Diffuse.Models;
@@ -80,9 +81,20 @@ public sealed record DiffusionModelConfig(
     /// <summary>The format marker of Diffuse model folders.</summary>
     public const string FormatName = "diffuse-model/1";
 
-    /// <summary>This library's version, recorded in every saved config.</summary>
-    public static string CurrentLibraryVersion =>
-        typeof(DiffusionModelConfig).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+    /// <summary>
+    /// This library's version, recorded in every saved config and printed by <c>diffuse --version</c>: the package
+    /// version (SemVer, with any pre-release label) set once in Directory.Build.props, without build metadata such as
+    /// the commit (<c>0.1.0</c>, <c>0.2.0-beta.1</c>).
+    /// </summary>
+    public static string CurrentLibraryVersion { get; } = ReadLibraryVersion();
+
+    private static string ReadLibraryVersion()
+    {
+        var assembly = typeof(DiffusionModelConfig).Assembly;
+        string? informational = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
+        if (!string.IsNullOrEmpty(informational)) return informational.Split('+')[0];
+        return assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+    }
 
     /// <summary>JSON options: camelCase names, enums as strings, indented.</summary>
     public static JsonSerializerOptions JsonOptions { get; } = new()
