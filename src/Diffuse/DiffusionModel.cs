@@ -106,6 +106,7 @@ public sealed partial class DiffusionModel : IDisposable
         var config = DiffusionModelConfig.Load(Path.Combine(folder, Trainer.ConfigFile));
         string weights = Path.Combine(folder, Trainer.WeightsFile);
         if (!File.Exists(weights)) throw new DiffuseException($"'{folder}' has config.json but no {Trainer.WeightsFile}. Train the model again.");
+        CheckWeightsBeforeBuilding(config, weights);
         var network = config.CreateNetwork();
         try
         {
