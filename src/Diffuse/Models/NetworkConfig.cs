@@ -46,8 +46,11 @@ public abstract record NetworkConfig
     /// </summary>
     internal abstract IEnumerable<(string Key, long[] Shape)> StateShapes();
 
-    /// <summary>The number of values in the network's state dict (<see cref="StateShapes"/>), computed without building it.</summary>
-    internal long ParameterCount()
+    /// <summary>
+    /// The number of values (parameters and buffers) of the network this configuration builds, computed without building
+    /// it; a configuration too large to count gives <see cref="long.MaxValue"/>/2.
+    /// </summary>
+    public long ParameterCount()
     {
         double total = 0; // in double: a hostile configuration must not overflow the count
         foreach (var (_, shape) in StateShapes())

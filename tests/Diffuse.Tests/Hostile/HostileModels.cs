@@ -23,7 +23,13 @@ public sealed class HostileModels : IDisposable
         var image = Cli.Cli.Run("train", "--data", idx, "--out", Image, "--steps", "2", "--batch", "8", "--channels", "8", "--channel-mult", "1",
             "--blocks", "1", "--attention", "none", "--timesteps", "20", "--dropout", "0", "--preview-every", "0");
         Assert.True(image.Code == 0, image.Err);
+        Benched = Copy(Table, _dir.Path);
+        var bench = Cli.Cli.Run("bench-samplers", "--model", Benched, "--budgets", "2", "--samplers", "ddim", "--spacings", "trailing", "--count", "50");
+        Assert.True(bench.Code == 0, bench.Err);
     }
+
+    /// <summary>A copy of <see cref="Table"/> with the sampler.json of a tiny bench-samplers run.</summary>
+    public string Benched { get; }
 
     /// <summary>A model folder trained on moons (MLP, width 16, depth 1, T = 20).</summary>
     public string Table { get; }
@@ -32,9 +38,9 @@ public sealed class HostileModels : IDisposable
     public string Image { get; }
 
     /// <summary>A copy of <paramref name="model"/> in <paramref name="into"/>, to damage.</summary>
-    public static string Copy(string model, string into)
+    public static string Copy(string model, string into, string? name = null)
     {
-        string copy = Path.Combine(into, Path.GetFileName(model) + "-copy");
+        string copy = Path.Combine(into, name ?? Path.GetFileName(model) + "-copy");
         Directory.CreateDirectory(copy);
         foreach (var file in Directory.GetFiles(model))
             File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
