@@ -107,7 +107,7 @@ public sealed class SampleCommand : Command<SampleSettings>
     {
         int batch = Math.Min(count, model.IsImage ? DiffusionModel.DefaultImageBatch : DiffusionModel.DefaultTableBatch);
         long perExample = Diffuse.Runtime.MemoryBudget.ActivationBytesPerExample(model.Config.Network, model.ExampleShape, training: false);
-        Diffuse.Runtime.MemoryBudget.Require(batch * perExample, $"sampling a batch of {batch} from this model",
+        Diffuse.Runtime.MemoryBudget.Require((long)Math.Min(long.MaxValue / 2, (double)batch * perExample), $"sampling a batch of {batch} from this model",
             "sample on a machine with more memory (the batch is the library's default, and memory does not grow with --count)");
     }
 
@@ -233,7 +233,7 @@ public sealed class SampleCommand : Command<SampleSettings>
         int batches = (count + batch - 1) / batch;
         using var bar = new ProgressBar(label, (long)steps * batches, "step");
         long done = 0;
-        int batchIndex = 0;
+        int batchIndex = 0, batchesDone = 0;
         foreach (var samples in model.SampleBatches(count, seed, options, step =>
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -241,7 +241,16 @@ public sealed class SampleCommand : Command<SampleSettings>
             if (step.Step == step.Count) batchIndex++;
             if (batchIndex == 0 || step.Step == step.Count && batchIndex == 1) onStep?.Invoke(step);
         }, classes: labels, guidance: guidance))
+        {
             yield return samples;
+            // A full collection every few batches: memory the last batches used and that only the collector releases
+            // is freed before it accumulates, so a long run stays at the memory of a few batches.
+            if (++batchesDone % 8 == 0)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+            }
+        }
     }
 
     /// <summary>The class of each of <c>count</c> samples, computed when asked (no array of --count labels).</summary>

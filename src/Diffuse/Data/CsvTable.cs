@@ -201,7 +201,7 @@ public sealed class CsvTable
 
     /// <summary>
     /// Parses CSV text; <paramref name="source"/> names the file in messages. Lines are read one at a time and their
-    /// values stored as floats in blocks of <see cref="BlockValues"/> (no doubling buffer, no strings kept), which are
+    /// values stored as floats in blocks of up to <see cref="BlockValues"/> (no doubling buffer, no strings kept), which are
     /// copied once into the table: the peak is about twice the table's floats, whatever the file's text.
     /// </summary>
     internal static CsvTable Parse(TextReader reader, string source)
@@ -239,7 +239,9 @@ public sealed class CsvTable
                     $"{source}: line {lineNumber}: the table has more than {MaxValues} values (2 GB of floats), too many to load at once; split the file.");
             if (blocks.Count == 0 || used + columns.Length > blocks[^1].Length)
             {
-                blocks.Add(new float[Math.Max(BlockValues - BlockValues % columns.Length, columns.Length)]);
+                // Blocks double from a small first one up to BlockValues, so a small file needs a small buffer.
+                long size = Math.Clamp(count, 1024, BlockValues);
+                blocks.Add(new float[Math.Max(size - size % columns.Length, columns.Length)]);
                 used = 0;
             }
             ParseRow(line, lineNumber, separator, columns, source, blocks[^1].AsSpan(used, columns.Length));
