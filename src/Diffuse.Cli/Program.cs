@@ -121,6 +121,9 @@ public static class Program
         // its own setting back afterwards.
         int threads = TorchSharp.torch.get_num_threads();
         int? fixedThreads = Diffuse.Runtime.TorchThreads.Fixed;
+        Action<string> removed = path => CliContext.Err.WriteLine($"removed '{path}', a temporary file left by an interrupted run");
+        Diffuse.IO.AtomicFile.StaleFileRemoved += removed;
+        Diffuse.Imaging.OutputFiles.StaleFileRemoved += removed;
         try
         {
             return app.Run(args, cancellationToken);
@@ -137,7 +140,7 @@ public static class Program
         }
         catch (CommandRuntimeException e)
         {
-            stderr.WriteLine($"error: {where}{Plain(e)}; run 'diffuse <command> --help' for the options.");
+            stderr.WriteLine($"error: {where}{OptionValues.Describe(e.Message, args) ?? Plain(e)}; run 'diffuse <command> --help' for the options.");
             return 2;
         }
         catch (OperationCanceledException)
@@ -153,6 +156,8 @@ public static class Program
         }
         finally
         {
+            Diffuse.IO.AtomicFile.StaleFileRemoved -= removed;
+            Diffuse.Imaging.OutputFiles.StaleFileRemoved -= removed;
             Diffuse.Runtime.TorchThreads.Fixed = fixedThreads;
             Diffuse.Runtime.TorchThreads.Set(threads);
         }

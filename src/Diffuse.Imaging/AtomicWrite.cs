@@ -7,6 +7,13 @@ namespace Diffuse.Imaging;
 /// </summary>
 internal static class AtomicWrite
 {
+    /// <summary>Reports each stale temporary file removed (see <see cref="OutputFiles.StaleFileRemoved"/>).</summary>
+    internal static event Action<string>? StaleFileRemoved
+    {
+        add => Diffuse.IO.StaleTemporaryFiles.Removed += value;
+        remove => Diffuse.IO.StaleTemporaryFiles.Removed -= value;
+    }
+
     public static void Bytes(string path, byte[] bytes) => Stream(path, s => s.Write(bytes));
 
     public static void Stream(string path, Action<Stream> write)
@@ -15,7 +22,8 @@ internal static class AtomicWrite
         string full = Path.GetFullPath(path);
         string folder = Path.GetDirectoryName(full) ?? ".";
         Directory.CreateDirectory(folder);
-        string temp = Path.Combine(folder, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        Diffuse.IO.StaleTemporaryFiles.Clean(folder);
+        string temp = Diffuse.IO.StaleTemporaryFiles.NameFor(folder, full);
         try
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))

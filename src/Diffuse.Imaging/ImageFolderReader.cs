@@ -54,6 +54,10 @@ public sealed class ImageFolderException : Exception
 /// three equal channels. No colour-profile conversion is made.</para>
 /// <para>Unreadable images. A file that does not decode completely (corrupt, truncated, not an image) is skipped with
 /// a warning naming it, or is an error when <c>strict</c>.</para>
+/// <para>Symbolic links are followed, but every folder is read once and every file counted once, by its real path
+/// (all links resolved): a link back to a folder already being read (<c>self → .</c>, or two folders linking to each
+/// other) is skipped with a warning, as is a second path to the same image. A link whose target does not exist is
+/// skipped with a warning, or is an error when <c>strict</c>.</para>
 /// </remarks>
 public static class ImageFolderReader
 {
@@ -95,7 +99,7 @@ public static class ImageFolderReader
         if (!Directory.Exists(folder))
             throw new ImageFolderException($"Image folder '{folder}' does not exist: check the path (relative paths start from '{Environment.CurrentDirectory}').");
 
-        var (classNames, files) = ListImages(folder, warn);
+        var (classNames, files) = ListImages(folder, warn, strict);
         if (files.Count == 0)
             throw new ImageFolderException(
                 $"'{folder}' holds no {string.Join("/", Extensions.Select(e => e.TrimStart('.').ToUpperInvariant()))} images: "
@@ -232,25 +236,17 @@ public static class ImageFolderReader
     };
 
     /// <summary>The class names and the image files with their labels (label 0 for all when unlabelled).</summary>
-    private static (string[] ClassNames, List<(string Path, int Label)> Files) ListImages(string folder, Action<string>? warn)
+    private static (string[] ClassNames, List<(string Path, int Label)> Files) ListImages(string folder, Action<string>? warn, bool strict)
     {
-        var top = new EnumerationOptions
-        {
-            RecurseSubdirectories = false,
-            AttributesToSkip = FileAttributes.Hidden | FileAttributes.System,
-            IgnoreInaccessible = true,
-        };
-        var deep = new EnumerationOptions
-        {
-            RecurseSubdirectories = true,
-            AttributesToSkip = FileAttributes.Hidden | FileAttributes.System,
-            IgnoreInaccessible = true,
-        };
-        var rootImages = Directory.EnumerateFiles(folder, "*", top).Where(IsImage).Order(StringComparer.Ordinal).ToList();
+        var walk = new FolderWalk(warn, strict);
+        string root = Path.GetFullPath(folder);
+        walk.Visit(root);
+        var rootImages = walk.Files(root, recurse: false, new HashSet<string>(StringComparer.Ordinal));
+        var seen = new HashSet<string>(StringComparer.Ordinal); // every image file of the classes, by its real path
         var classes = new List<(string Name, List<string> Files)>();
-        foreach (string sub in Directory.EnumerateDirectories(folder, "*", top).Order(StringComparer.Ordinal))
+        foreach (string sub in walk.Folders(root))
         {
-            var images = Directory.EnumerateFiles(sub, "*", deep).Where(IsImage)
+            var images = walk.Files(sub, recurse: true, seen)
                 .OrderBy(p => Path.GetRelativePath(sub, p).Replace('\\', '/'), StringComparer.Ordinal).ToList();
             if (images.Count > 0) classes.Add((Path.GetFileName(sub), images));
         }
@@ -262,13 +258,5 @@ public static class ImageFolderReader
         for (int k = 0; k < classes.Count; k++)
             files.AddRange(classes[k].Files.Select(p => (p, k)));
         return (classes.Select(c => c.Name).ToArray(), files);
-    }
-
-    private static bool IsImage(string path)
-    {
-        string extension = Path.GetExtension(path);
-        foreach (string e in Extensions)
-            if (extension.Equals(e, StringComparison.OrdinalIgnoreCase)) return true;
-        return false;
     }
 }

@@ -108,6 +108,7 @@ public sealed partial class DiffusionModel : IDisposable
         var config = DiffusionModelConfig.Load(files.File(ModelFolder.ConfigFile));
         string weights = files.Resolve(config, ModelFolder.WeightsFile);
         if (!File.Exists(weights)) throw new DiffuseException($"'{folder}' has config.json but no {ModelFolder.WeightsFile}. Train the model again.");
+        CheckWeightsBeforeBuilding(config, weights);
         var network = config.CreateNetwork();
         try
         {
@@ -169,45 +170,11 @@ public sealed partial class DiffusionModel : IDisposable
     public Tensor Sample(int count, ulong seed, SamplerOptions? options = null, Action<SamplerStep>? onStep = null, long first = 0,
         IReadOnlyList<long>? classes = null, double? guidance = null, int batchSize = 0, CancellationToken cancellationToken = default)
     {
-        options ??= DefaultSampler.Options;
-        options.Validate();
-        double scale = guidance ?? SamplingDefaults.Guidance;
-        if (count < 1) throw new DiffuseException($"the number of samples must be at least 1 (got {count}).");
-        if (batchSize <= 0) batchSize = IsImage ? DefaultImageBatch : DefaultTableBatch;
-        if (classes is not null)
-        {
-            if (ClassCount == 0) throw new DiffuseException($"this model was trained without classes, so {Param.Of("DiffusionModel.Sample(classes)", "classes")} cannot be used. Sample without it.");
-            if (classes.Count != count) throw new ArgumentException($"{classes.Count} class labels were given for {count} samples.", nameof(classes));
-            foreach (long c in classes)
-                if (c < 0 || c >= ClassCount)
-                    throw new DiffuseException($"class {c} does not exist: this model knows classes 0 … {ClassCount - 1} ({string.Join(", ", ClassNames.Select((n, i) => $"{i} {n}"))}).");
-        }
-        if (double.IsNaN(scale) || scale < 0) throw new DiffuseException($"the guidance scale must be zero or positive (got {scale}).");
-        cancellationToken.ThrowIfCancellationRequested();
-        TorchThreads.Apply(IsImage);
-        Action<SamplerStep>? report = !cancellationToken.CanBeCanceled ? onStep : step =>
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            onStep?.Invoke(step);
-        };
         var batches = new List<Tensor>();
         try
         {
-            for (long start = first; start < first + count; start += batchSize)
-            {
-                int size = (int)Math.Min(batchSize, first + count - start);
-                using var scope = NewDisposeScope();
-                IDenoiser denoiser = Denoiser;
-                if (classes is not null)
-                {
-                    var labels = tensor(Enumerable.Range((int)(start - first), size).Select(i => classes[i]).ToArray(), device: Device);
-                    IDenoiser guided = new ClassifierFreeGuidance(_networkDenoiser, labels, scale);
-                    denoiser = ClampToDataRange && ClampedDenoiser is not null ? Reclamp(guided) : guided;
-                }
-                var z = Sampler.SampleBatch(denoiser, Schedule, ExampleShape, start, size, seed, options, report, Device);
-                var result = (IsImage ? z.clamp(-1, 1) : Normalization.Invert(z)).cpu();
-                batches.Add(result.MoveToOuterDisposeScope());
-            }
+            foreach (var batch in SampleBatches(count, seed, options, onStep, first, classes, guidance, batchSize, cancellationToken))
+                batches.Add(batch);
             return batches.Count == 1 ? batches[0].alias() : cat(batches, 0);
         }
         finally

@@ -117,6 +117,7 @@ public class SamplerSettings : CommonSettings
     /// <summary>The sampler options these settings describe.</summary>
     public SamplerOptions ToSamplerOptions()
     {
+        if (Steps is 0) throw new DiffuseException("--steps must be at least 1 (got 0); leave --steps out to sample over every trained timestep.");
         var kind = SamplerNames.Parse(Sampler ?? "ddpm");
         var spacing = Spacing is null ? TimestepSpacing.Trailing : Parse.Enum<TimestepSpacing>("--spacing", Spacing);
         var levels = NoiseLevelSpacing.Timesteps;

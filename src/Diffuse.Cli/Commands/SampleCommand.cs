@@ -62,24 +62,53 @@ public sealed class SampleCommand : Command<SampleSettings>
         string extension = Path.GetExtension(settings.Out).ToLowerInvariant();
         if (extension != ".csv" && extension != ".png") throw new DiffuseException($"--out must end in .csv or .png (got '{settings.Out}').");
         int count = settings.Count ?? 1000;
+        if (extension == ".png" && count > MaxScatterPoints)
+            throw new DiffuseException($"--count {count} is too many points for one scatter plot (at most {MaxScatterPoints:N0}); write the samples to a .csv file, or plot fewer.");
         var (options, description) = settings.ResolveSampler(model, folder);
         CliContext.Out.WriteLine($"sampler: {description}");
-        using var scope = NewDisposeScope();
-        var samples = Generate(model, count, settings.Seed, options, cancellationToken);
+        RequireMemory(model, count);
         if (extension == ".csv")
         {
-            var values = new float[count, model.Dimensions];
-            var flat = samples.contiguous().data<float>().ToArray();
-            Buffer.BlockCopy(flat, 0, values, 0, flat.Length * sizeof(float));
-            CsvTable.Save(settings.Out, model.Config.Data.Columns, values);
+            // One batch at a time, each written as soon as it is drawn: memory does not grow with --count.
+            CsvTable.Save(settings.Out, model.Config.Data.Columns, GenerateBatches(model, count, settings.Seed, options, cancellationToken).Select(ToRows));
         }
         else
         {
+            using var scope = NewDisposeScope();
+            var samples = Generate(model, count, settings.Seed, options, cancellationToken);
             string title = $"{count} samples, {Diffuse.Sampling.SamplerNames.Name(options.Kind)} {options.StepCount(model.Schedule)} steps";
             Figures.SaveScatterPanels(settings.Out, new[] { Pictures.Panel(title, samples) }, new FigureOptions(AxisLimit: Pictures.AxisLimit(model.Config.Data)));
         }
         CliContext.Out.WriteLine($"wrote {count} samples to {Path.GetFullPath(settings.Out)}");
         return 0;
+    }
+
+    /// <summary>The most points of one scatter plot: more only hide each other.</summary>
+    public const int MaxScatterPoints = 100_000;
+
+    /// <summary>The most images of one grid (a 32×32 grid); more belong in a folder, one PNG each.</summary>
+    public const int MaxGridImages = 1_024;
+
+    /// <summary>A batch of table samples [B, D] as rows, the batch disposed.</summary>
+    private static float[,] ToRows(Tensor batch)
+    {
+        using var scope = NewDisposeScope();
+        using (batch)
+        {
+            var rows = new float[batch.shape[0], batch.shape[1]];
+            var source = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(batch.contiguous().bytes);
+            source.CopyTo(System.Runtime.InteropServices.MemoryMarshal.CreateSpan(ref rows[0, 0], rows.Length));
+            return rows;
+        }
+    }
+
+    /// <summary>Refuses at once a sampling batch whose activations do not fit in the memory available.</summary>
+    private static void RequireMemory(DiffusionModel model, int count)
+    {
+        int batch = Math.Min(count, model.IsImage ? DiffusionModel.DefaultImageBatch : DiffusionModel.DefaultTableBatch);
+        long perExample = Diffuse.Runtime.MemoryBudget.ActivationBytesPerExample(model.Config.Network, model.ExampleShape, training: false);
+        Diffuse.Runtime.MemoryBudget.Require((long)Math.Min(long.MaxValue / 2, (double)batch * perExample), $"sampling a batch of {batch} from this model",
+            "sample on a machine with more memory (the batch is the library's default, and memory does not grow with --count)");
     }
 
     private static int SampleImages(DiffusionModel model, string folder, SampleSettings settings, CancellationToken cancellationToken)
@@ -96,24 +125,28 @@ public sealed class SampleCommand : Command<SampleSettings>
         long? only = settings.Class is null ? null : ParseClass(settings.Class, model);
         double guidance = settings.Guidance ?? SamplingDefaults.Guidance;
         // Which class each sample gets: one class throughout, or rows of classes 0 … K − 1 with as many samples each.
-        long[]? labels;
+        IReadOnlyList<long>? labels;
         int count, columns;
         IReadOnlyList<string>? rowLabels = null;
         if (classes > 0 && only is null)
         {
             int perClass = settings.Count is { } n ? Math.Max(1, n / classes) : 10;
+            if (perClass > int.MaxValue / classes) throw new DiffuseException($"--count {settings.Count} is more samples than can be numbered; give at most {int.MaxValue:N0}.");
             count = perClass * classes;
-            labels = Enumerable.Range(0, count).Select(i => (long)(i / perClass)).ToArray();
+            labels = new ClassLabels(count, i => i / perClass);
             columns = perClass;
             rowLabels = model.ClassNames.Select((name, i) => $"{i} {name}").ToArray();
         }
         else
         {
             count = settings.Count ?? (only is null ? 100 : 25);
-            labels = only is { } k ? Enumerable.Repeat(k, count).ToArray() : null;
+            labels = only is { } k ? new ClassLabels(count, _ => k) : null;
             columns = (int)Math.Ceiling(Math.Sqrt(count));
         }
+        if (grid && count > MaxGridImages)
+            throw new DiffuseException($"--count {count} is too many images for one grid (at most {MaxGridImages:N0}); give a folder as --out to write one PNG per sample.");
         var (options, description) = settings.ResolveSampler(model, folder, imageDefault: true);
+        RequireMemory(model, count);
         string what = labels is null ? "unconditional" : only is { } c ? $"class {c} ({model.ClassNames[(int)c]}), guidance {guidance:0.##}" : $"{classes} classes, guidance {guidance:0.##}";
         CliContext.Out.WriteLine($"sampler: {description}; {what}");
         var frames = new List<Tensor>();
@@ -129,22 +162,16 @@ public sealed class SampleCommand : Command<SampleSettings>
                     if (frames.Count < (steps + frameEvery - 1) / frameEvery + 1 && frames.Sum(f => f.shape[0]) < Math.Min(count, 256L) * ((steps + frameEvery - 1) / frameEvery + 1))
                         frames.Add(step.Z.narrow(0, 0, Math.Min(step.Z.shape[0], 100)).clamp(-1, 1).detach().clone().DetachFromDisposeScope());
             };
-            var images = Generate(model, count, settings.Seed, options, cancellationToken, labels: labels, guidance: guidance, onStep: onFrame);
             if (grid)
             {
+                var images = Generate(model, count, settings.Seed, options, cancellationToken, labels: labels, guidance: guidance, onStep: onFrame);
                 Pictures.ImageGrid(settings.Out!, images, columns, rowLabels);
                 CliContext.Out.WriteLine($"wrote a grid of {count} samples to {Path.GetFullPath(settings.Out!)}");
             }
             else
             {
-                Directory.CreateDirectory(settings.Out!);
-                var bytes = ImageDataset.ToBytes(images);
-                for (int i = 0; i < count; i++)
-                {
-                    string name = labels is null ? $"seed{settings.Seed}-{i:D5}.png" : $"seed{settings.Seed}-{i:D5}-class{labels[i]}.png";
-                    using var one = bytes[i];
-                    Pictures.SavePng(Path.Combine(settings.Out!, name), one);
-                }
+                var batches = GenerateBatches(model, count, settings.Seed, options, cancellationToken, labels: labels, guidance: guidance, onStep: onFrame);
+                SamplesFolder.Write(settings.Out!, batches, i => labels is null ? $"seed{settings.Seed}-{i:D5}.png" : $"seed{settings.Seed}-{i:D5}-class{labels[i]}.png");
                 CliContext.Out.WriteLine($"wrote {count} PNG files to {Path.GetFullPath(settings.Out!)} (sample i of seed s is seed<s>-<i>.png: the same seed and number give the same image)");
             }
             if (settings.Animation is { } gif && frames.Count > 0)
@@ -181,18 +208,63 @@ public sealed class SampleCommand : Command<SampleSettings>
     public static Tensor Generate(DiffusionModel model, int count, ulong seed, Diffuse.Sampling.SamplerOptions options, CancellationToken cancellationToken,
         string label = "sample", Action<Diffuse.Sampling.SamplerStep>? onStep = null, IReadOnlyList<long>? labels = null, double guidance = 1.0)
     {
+        var batches = new List<Tensor>();
+        try
+        {
+            batches.AddRange(GenerateBatches(model, count, seed, options, cancellationToken, label, onStep, labels, guidance));
+            return batches.Count == 1 ? batches[0].alias() : cat(batches, 0);
+        }
+        finally
+        {
+            foreach (var b in batches) b.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The samples of <see cref="Generate"/> one batch at a time (each owned by the caller), with a progress bar over
+    /// every batch's steps; <paramref name="onStep"/> sees the first batch's steps.
+    /// </summary>
+    public static IEnumerable<Tensor> GenerateBatches(DiffusionModel model, int count, ulong seed, Diffuse.Sampling.SamplerOptions options,
+        CancellationToken cancellationToken, string label = "sample", Action<Diffuse.Sampling.SamplerStep>? onStep = null,
+        IReadOnlyList<long>? labels = null, double guidance = 1.0)
+    {
         int steps = options.StepCount(model.Schedule);
         int batch = model.IsImage ? DiffusionModel.DefaultImageBatch : DiffusionModel.DefaultTableBatch;
         int batches = (count + batch - 1) / batch;
         using var bar = new ProgressBar(label, (long)steps * batches, "step");
         long done = 0;
-        int batchIndex = 0;
-        return model.Sample(count, seed, options, step =>
+        int batchIndex = 0, batchesDone = 0;
+        foreach (var samples in model.SampleBatches(count, seed, options, step =>
         {
             cancellationToken.ThrowIfCancellationRequested();
             bar.Report(++done);
             if (step.Step == step.Count) batchIndex++;
             if (batchIndex == 0 || step.Step == step.Count && batchIndex == 1) onStep?.Invoke(step);
-        }, classes: labels, guidance: guidance);
+        }, classes: labels, guidance: guidance))
+        {
+            yield return samples;
+            // A full collection every few batches: memory the last batches used and that only the collector releases
+            // is freed before it accumulates, so a long run stays at the memory of a few batches.
+            if (++batchesDone % 8 == 0)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+            }
+        }
+    }
+
+    /// <summary>The class of each of <c>count</c> samples, computed when asked (no array of --count labels).</summary>
+    private sealed class ClassLabels(int count, Func<int, long> classOf) : IReadOnlyList<long>
+    {
+        public long this[int index] => (uint)index < (uint)count ? classOf(index) : throw new ArgumentOutOfRangeException(nameof(index));
+
+        public int Count => count;
+
+        public IEnumerator<long> GetEnumerator()
+        {
+            for (int i = 0; i < count; i++) yield return classOf(i);
+        }
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 }

@@ -5,6 +5,7 @@ using Diffuse.Data;
 using Diffuse.Distributed;
 using Diffuse.Models;
 using Diffuse.Parameterization;
+using Diffuse.Runtime;
 using Diffuse.Schedules;
 using Diffuse.Training;
 using Spectre.Console.Cli;
@@ -312,6 +313,7 @@ public sealed class TrainCommand : Command<TrainSettings>
             var training = Training(s, new TrainingConfig());
             var network = new MlpConfig((int)train.shape[1]);
             network = network with { Width = s.Width ?? network.Width, Depth = s.Depth ?? network.Depth };
+            RequireMemory(training, network, [train.shape[1]]);
             return Trainer.Create(train, data.Source, training, Schedule(s), Parse.Prediction(s.Prediction), network, data.Columns, holdout, collective,
                 Formulation(s, sigmaData: 1.0), s.TorchDevice());
         }
@@ -364,8 +366,26 @@ public sealed class TrainCommand : Command<TrainSettings>
             Dropout = s.Dropout ?? defaults.Dropout,
         };
         var training = Training(s, TrainingConfig.Images);
+        RequireMemory(training, network, [images.Channels, images.Height, images.Width]);
         CliContext.Err.WriteLine($"training on {images}");
         return Trainer.Create(images, training, Schedule(s), Parse.Prediction(s.Prediction), network, collective, Formulation(s, sigmaData: 0.5), s.TorchDevice());
+    }
+
+    /// <summary>
+    /// Refuses, before the trainer allocates anything, a network and batch whose training would not fit in the memory
+    /// available: the activations of one micro-batch (kept for the backward pass) and five copies of the parameters
+    /// (weights, gradients, EMA and AdamW's two moments).
+    /// </summary>
+    private static void RequireMemory(TrainingConfig training, NetworkConfig network, long[] exampleShape)
+    {
+        if (training.BatchSize < 1 || training.GradientAccumulation < 1) return; // the trainer names these
+        network.Validate();
+        long micro = (training.BatchSize + training.GradientAccumulation - 1) / training.GradientAccumulation;
+        double bytes = (double)micro * MemoryBudget.ActivationBytesPerExample(network, exampleShape, training: true)
+            + 5.0 * sizeof(float) * network.ParameterCount();
+        string what = $"training with --batch {training.BatchSize}" + (training.GradientAccumulation > 1 ? $" in {training.GradientAccumulation} micro-batches" : "");
+        MemoryBudget.Require(bytes >= long.MaxValue ? long.MaxValue : (long)bytes, what,
+            "use a smaller --batch, or --accumulate K to split each batch into K micro-batches (the same steps in 1/K of the memory)");
     }
 
     /// <summary>The schedule from --schedule, --timesteps and --zero-terminal-snr.</summary>

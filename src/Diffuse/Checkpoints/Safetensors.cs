@@ -249,6 +249,8 @@ public static class Safetensors
         ReadExactly(path, file, headerBytes, 8);
         if (headerBytes[0] != (byte)'{')
             throw Invalid(path, "its header does not start with a JSON object");
+        if (!System.Text.Unicode.Utf8.IsValid(headerBytes))
+            throw Invalid(path, "its header is not valid UTF-8");
 
         JsonDocument document;
         try

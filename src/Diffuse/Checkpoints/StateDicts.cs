@@ -29,27 +29,10 @@ public static class StateDicts
         ArgumentNullException.ThrowIfNull(source);
 
         var state = module.state_dict();
-        var missing = state.Keys.Where(k => !tensors.ContainsKey(k)).ToList();
-        var unexpected = tensors.Keys.Where(k => !state.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
-        var shapes = new List<string>();
-        foreach (var (key, target) in state)
-        {
-            if (!tensors.TryGetValue(key, out var value)) continue;
+        foreach (var (key, value) in tensors)
             if (value is null || value.IsInvalid)
                 throw new ArgumentException($"Tensor '{key}' is null or disposed.", nameof(tensors));
-            if (!value.shape.SequenceEqual(target.shape))
-                shapes.Add($"key '{key}': checkpoint has {Format(value.shape)}, model expects {Format(target.shape)}");
-        }
-
-        if (missing.Count + unexpected.Count + shapes.Count > 0)
-        {
-            var message = new StringBuilder($"Checkpoint '{source}' does not fit this model:");
-            List(message, "missing from the checkpoint", missing.Select(k => $"key '{k}'").ToList());
-            List(message, "in the checkpoint but not in the model", unexpected.Select(k => $"key '{k}'").ToList());
-            List(message, "with a different shape", shapes);
-            message.Append("\nThis checkpoint was made for a different model configuration; load it with the config.json saved beside it.");
-            throw new DiffuseException(message.ToString());
-        }
+        RequireShapes(state.Select(p => (p.Key, p.Value.shape)), tensors.ToDictionary(p => p.Key, p => p.Value.shape, StringComparer.Ordinal), source);
 
         // copy_ may return new managed handles to the targets; the scope releases those handles, never the targets.
         using var scope = torch.NewDisposeScope();
@@ -77,6 +60,30 @@ public static class StateDicts
             result.Add(key, tensor.detach().cpu().clone());
         scope.MoveToOuter(result.Values);
         return result;
+    }
+
+    /// <summary>
+    /// Throws one <see cref="DiffuseException"/> listing every key missing from <paramref name="checkpoint"/>, every key
+    /// it has that <paramref name="model"/> lacks, and every shape that differs; used on loaded tensors and, before the
+    /// network is built, on a safetensors header against the shapes a configuration would build.
+    /// </summary>
+    internal static void RequireShapes(IEnumerable<(string Key, long[] Shape)> model, IReadOnlyDictionary<string, long[]> checkpoint, string source)
+    {
+        var expected = new Dictionary<string, long[]>(StringComparer.Ordinal);
+        foreach (var (key, shape) in model) expected[key] = shape;
+        var missing = expected.Keys.Where(k => !checkpoint.ContainsKey(k)).ToList();
+        var unexpected = checkpoint.Keys.Where(k => !expected.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var shapes = new List<string>();
+        foreach (var (key, target) in expected)
+            if (checkpoint.TryGetValue(key, out var shape) && !shape.SequenceEqual(target))
+                shapes.Add($"key '{key}': checkpoint has {Format(shape)}, model expects {Format(target)}");
+        if (missing.Count + unexpected.Count + shapes.Count == 0) return;
+        var message = new StringBuilder($"Checkpoint '{source}' does not fit this model:");
+        List(message, "missing from the checkpoint", missing.Select(k => $"key '{k}'").ToList());
+        List(message, "in the checkpoint but not in the model", unexpected.Select(k => $"key '{k}'").ToList());
+        List(message, "with a different shape", shapes);
+        message.Append("\nThis checkpoint was made for a different model configuration; load it with the config.json saved beside it.");
+        throw new DiffuseException(message.ToString());
     }
 
     static string Format(long[] shape) => "[" + string.Join(", ", shape) + "]";

@@ -124,7 +124,17 @@ public sealed record DiffusionModelConfig(
         }
         if (config is null || config.Format != FormatName || config.Network is null || config.Schedule is null || config.Data is null || config.Training is null || config.Formulation is null)
             throw new DiffuseException($"{path} is not a Diffuse model config (expected format '{FormatName}'). Re-create the model with {Param.Of("Trainer.Run")}.");
-        config.Validate();
+        try
+        {
+            ConfigLimits.ValidateData(config.Data);
+            config.Validate();
+        }
+        catch (DiffuseException e)
+        {
+            // The file's own field names (network.width), not the library's (MlpConfig.Width) nor a command's flags.
+            string problem = e.Render(name => ConfigLimits.JsonFields.GetValueOrDefault(name)).TrimEnd('.');
+            throw new DiffuseException($"{path} is not a usable model config: {problem}. Fix the file, or re-create the model with {Param.Of("Trainer.Run")}.", e);
+        }
         return config;
     }
 
@@ -134,6 +144,9 @@ public sealed record DiffusionModelConfig(
     /// </summary>
     public void Validate()
     {
+        if (!Enum.IsDefined(Prediction)) throw new DiffuseException($"unknown prediction {(int)Prediction}: use epsilon, x0 or v.");
+        if (!Enum.IsDefined(Schedule.Kind)) throw new DiffuseException($"unknown schedule kind {(int)Schedule.Kind}: use linear, cosine, sigmoid or custom.");
+        if (Step < 0) throw new DiffuseException($"the step reached cannot be negative (got {Step}).");
         Network.Validate();
         Schedule.Validate();
         Training.Validate();

@@ -57,9 +57,16 @@ public sealed class CsvTable
             throw new DiffuseException($"CSV file '{path}' does not exist: check the path (relative paths start from '{Environment.CurrentDirectory}').");
         try
         {
-            using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true,
-                new FileStreamOptions { Access = FileAccess.Read, Share = FileShare.Read, BufferSize = 1 << 16 });
+            // Invalid UTF-8 is an error, not silently replaced by U+FFFD (a header name would change unseen).
+            using var reader = new StreamReader(path, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true),
+                detectEncodingFromByteOrderMarks: true, new FileStreamOptions { Access = FileAccess.Read, Share = FileShare.Read, BufferSize = 1 << 16 });
             return Parse(reader, path);
+        }
+        catch (DecoderFallbackException e)
+        {
+            var (line, column, offset, value) = CsvText.FindInvalidUtf8(path);
+            throw new DiffuseException(
+                $"{path}: line {line}, byte {column} (byte {offset} of the file, 0x{value:X2}) is not valid UTF-8; save the file as UTF-8 (a spreadsheet's \"CSV UTF-8\" format).", e);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -80,16 +87,36 @@ public sealed class CsvTable
     /// </exception>
     public static void Save(string path, IReadOnlyList<string> columns, float[,] values)
     {
-        ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(columns);
         ArgumentNullException.ThrowIfNull(values);
-        int rows = values.GetLength(0), width = values.GetLength(1);
-        if (columns.Count != width)
-            throw new ArgumentException($"{columns.Count} column names were given for {width} value columns.", nameof(columns));
+        if (columns.Count != values.GetLength(1))
+            throw new ArgumentException($"{columns.Count} column names were given for {values.GetLength(1)} value columns.", nameof(columns));
+        if (columns.Count == 0)
+            throw new DiffuseException($"Cannot save '{path}': the table has no columns; give at least one column of values.");
+        if (values.GetLength(0) == 0)
+            throw new DiffuseException($"Cannot save '{path}': the table has no rows; give at least one row of values.");
+        Save(path, columns, [values]);
+    }
+
+    /// <summary>
+    /// Writes the rows of <paramref name="blocks"/>, one block after another, under a header of
+    /// <paramref name="columns"/>, as <see cref="Save(string, IReadOnlyList{string}, float[,])"/> does; each block is
+    /// written as soon as it is enumerated, so the rows need never be in memory at once (a sampler's batches, say). The
+    /// file appears only when the last block is written: an error or an interruption leaves the old file, or none.
+    /// </summary>
+    /// <exception cref="ArgumentException">A block's number of columns differs from the number of names.</exception>
+    /// <exception cref="DiffuseException">
+    /// There are no rows or columns, a name is empty, repeated or holds a line break, a value is not finite, or the
+    /// file cannot be written.
+    /// </exception>
+    public static void Save(string path, IReadOnlyList<string> columns, IEnumerable<float[,]> blocks)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(columns);
+        ArgumentNullException.ThrowIfNull(blocks);
+        int width = columns.Count;
         if (width == 0)
             throw new DiffuseException($"Cannot save '{path}': the table has no columns; give at least one column of values.");
-        if (rows == 0)
-            throw new DiffuseException($"Cannot save '{path}': the table has no rows; give at least one row of values.");
         var seen = new Dictionary<string, int>(StringComparer.Ordinal);
         for (int c = 0; c < width; c++)
         {
@@ -101,15 +128,9 @@ public sealed class CsvTable
             if (!seen.TryAdd(name, c + 1))
                 throw new DiffuseException($"Cannot save '{path}': column {c + 1} has the name '{name}' of column {seen[name]}; give every column a unique name.");
         }
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < width; c++)
-                if (!float.IsFinite(values[r, c]))
-                    throw new DiffuseException(
-                        $"Cannot save '{path}': row {r + 1}, column {c + 1} ('{columns[c]}') is {values[r, c].ToString(CultureInfo.InvariantCulture)}; "
-                        + "CSV tables hold finite numbers only, so remove or replace that value.");
         try
         {
-            AtomicFile.Write(path, stream => Write(stream, columns, values));
+            AtomicFile.Write(path, stream => Write(stream, path, columns, blocks));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -120,12 +141,14 @@ public sealed class CsvTable
     /// <summary>The values as a new float32 CPU tensor of shape <c>[Rows, Columns.Count]</c>, owned by the caller.</summary>
     public Tensor ToTensor()
     {
-        var flat = new float[Values.Length];
-        Buffer.BlockCopy(Values, 0, flat, 0, flat.Length * sizeof(float));
-        return torch.tensor(flat, [Rows, Columns.Count], ScalarType.Float32);
+        // Straight into the tensor's memory: no intermediate array (a large table is then held twice, not three times).
+        var result = torch.empty([Rows, Columns.Count], ScalarType.Float32);
+        var source = System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpan(ref Values[0, 0], Values.Length);
+        source.CopyTo(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(result.bytes));
+        return result;
     }
 
-    private static void Write(Stream stream, IReadOnlyList<string> columns, float[,] values)
+    private static void Write(Stream stream, string path, IReadOnlyList<string> columns, IEnumerable<float[,]> blocks)
     {
         using var writer = new StreamWriter(stream, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), 1 << 16, leaveOpen: true);
         writer.NewLine = "\n";
@@ -136,17 +159,29 @@ public sealed class CsvTable
         }
         writer.Write('\n');
         Span<char> buffer = stackalloc char[32];
-        int rows = values.GetLength(0), width = values.GetLength(1);
-        for (int r = 0; r < rows; r++)
+        long row = 0;
+        foreach (var values in blocks)
         {
-            for (int c = 0; c < width; c++)
+            if (values.GetLength(1) != columns.Count)
+                throw new ArgumentException($"{columns.Count} column names were given for {values.GetLength(1)} value columns.", nameof(blocks));
+            int rows = values.GetLength(0), width = values.GetLength(1);
+            for (int r = 0; r < rows; r++, row++)
             {
-                if (c > 0) writer.Write(',');
-                values[r, c].TryFormat(buffer, out int written, default, CultureInfo.InvariantCulture);
-                writer.Write(buffer[..written]);
+                for (int c = 0; c < width; c++)
+                {
+                    if (!float.IsFinite(values[r, c]))
+                        throw new DiffuseException(
+                            $"Cannot save '{path}': row {row + 1}, column {c + 1} ('{columns[c]}') is {values[r, c].ToString(CultureInfo.InvariantCulture)}; "
+                            + "CSV tables hold finite numbers only, so remove or replace that value.");
+                    if (c > 0) writer.Write(',');
+                    values[r, c].TryFormat(buffer, out int written, default, CultureInfo.InvariantCulture);
+                    writer.Write(buffer[..written]);
+                }
+                writer.Write('\n');
             }
-            writer.Write('\n');
         }
+        if (row == 0)
+            throw new DiffuseException($"Cannot save '{path}': the table has no rows; give at least one row of values.");
         writer.Flush();
     }
 
@@ -158,20 +193,31 @@ public sealed class CsvTable
         return needs ? "\"" + name.Replace("\"", "\"\"") + "\"" : name;
     }
 
-    /// <summary>Parses CSV text; <paramref name="source"/> names the file in messages.</summary>
+    /// <summary>Values per block of the parse buffer: blocks are filled in turn and copied once into the table.</summary>
+    private const int BlockValues = 1 << 20;
+
+    /// <summary>The longest line read (64 Mi characters): a longer one is not a table's row, and is refused before it fills memory.</summary>
+    private const int MaxLineChars = 1 << 26;
+
+    /// <summary>
+    /// Parses CSV text; <paramref name="source"/> names the file in messages. Lines are read one at a time and their
+    /// values stored as floats in blocks of up to <see cref="BlockValues"/> (no doubling buffer, no strings kept), which are
+    /// copied once into the table: the peak is about twice the table's floats, whatever the file's text.
+    /// </summary>
     internal static CsvTable Parse(TextReader reader, string source)
     {
         int lineNumber = 0;
         int firstBlankLine = 0; // the first of the blank lines seen since the last non-blank one; 0 if none
-        string? line;
         string[]? columns = null;
         char separator = ',';
-        float[] buffer = [];
-        long count = 0; // values stored in buffer
-        while ((line = reader.ReadLine()) is not null)
+        var blocks = new List<float[]>();
+        int used = 0; // values stored in the last block
+        long count = 0; // values stored in all blocks
+        var lines = new CsvText.LineReader(reader, MaxLineChars);
+        while (lines.Next(out var line))
         {
             lineNumber++;
-            if (line.AsSpan().IsWhiteSpace())
+            if (line.IsWhiteSpace())
             {
                 if (firstBlankLine == 0) firstBlankLine = lineNumber;
                 continue;
@@ -179,14 +225,28 @@ public sealed class CsvTable
             if (firstBlankLine != 0)
                 throw new DiffuseException(
                     $"{source}: line {firstBlankLine} is empty but more lines follow; remove the blank line (blank lines are allowed only at the end of the file).");
+            if (line.Length > MaxLineChars)
+                throw new DiffuseException($"{source}: line {lineNumber} is longer than {MaxLineChars:N0} characters; is this a CSV table with one row per line?");
             if (columns is null)
             {
-                separator = DetectSeparator(line);
-                columns = ParseHeader(line, separator, source);
-                buffer = new float[Math.Max(1024, columns.Length * 256)];
+                string header = line.ToString();
+                separator = DetectSeparator(header);
+                columns = ParseHeader(header, separator, source);
                 continue;
             }
-            ParseRow(line, lineNumber, separator, columns, source, ref buffer, ref count);
+            if (count + columns.Length > MaxValues - MaxValues % columns.Length)
+                throw new DiffuseException(
+                    $"{source}: line {lineNumber}: the table has more than {MaxValues} values (2 GB of floats), too many to load at once; split the file.");
+            if (blocks.Count == 0 || used + columns.Length > blocks[^1].Length)
+            {
+                // Blocks double from a small first one up to BlockValues, so a small file needs a small buffer.
+                long size = Math.Clamp(count, 1024, BlockValues);
+                blocks.Add(new float[Math.Max(size - size % columns.Length, columns.Length)]);
+                used = 0;
+            }
+            ParseRow(line, lineNumber, separator, columns, source, blocks[^1].AsSpan(used, columns.Length));
+            used += columns.Length;
+            count += columns.Length;
         }
 
         if (columns is null)
@@ -198,12 +258,19 @@ public sealed class CsvTable
 
         int rows = (int)(count / columns.Length);
         var values = new float[rows, columns.Length];
-        Buffer.BlockCopy(buffer, 0, values, 0, (int)count * sizeof(float));
+        var target = System.Runtime.InteropServices.MemoryMarshal.CreateSpan(ref values[0, 0], values.Length);
+        int at = 0;
+        for (int b = 0; b < blocks.Count; b++)
+        {
+            int length = b == blocks.Count - 1 ? used : blocks[b].Length;
+            blocks[b].AsSpan(0, length).CopyTo(target[at..]);
+            at += length;
+            blocks[b] = null!; // each block can be collected as soon as it is copied
+        }
         return new CsvTable(columns, values);
     }
 
-    private static void ParseRow(string line, int lineNumber, char separator, string[] columns, string source,
-        ref float[] buffer, ref long count)
+    private static void ParseRow(ReadOnlySpan<char> line, int lineNumber, char separator, string[] columns, string source, Span<float> row)
     {
         ReadOnlySpan<char> rest = line;
         int fields = rest.Count(separator) + 1;
@@ -211,18 +278,6 @@ public sealed class CsvTable
             throw new DiffuseException(
                 $"{source}: line {lineNumber} has {fields} {Plural(fields, "field")} but the header has {columns.Length} {Plural(columns.Length, "column")}; "
                 + $"give every line exactly one value per column, separated by '{Describe(separator)}'.");
-        if (count + columns.Length > buffer.Length)
-        {
-            long grown = Math.Max(2L * buffer.Length, count + columns.Length);
-            if (grown > MaxValues)
-            {
-                grown = MaxValues - MaxValues % columns.Length;
-                if (count + columns.Length > grown)
-                    throw new DiffuseException(
-                        $"{source}: line {lineNumber}: the table has more than {MaxValues} values (2 GB of floats), too many to load at once; split the file.");
-            }
-            Array.Resize(ref buffer, (int)grown);
-        }
         for (int c = 0; c < columns.Length; c++)
         {
             int end = rest.IndexOf(separator);
@@ -241,7 +296,7 @@ public sealed class CsvTable
                 throw new DiffuseException(IsNonFiniteWord(field)
                     ? $"{source}: line {lineNumber}, column {c + 1} ('{columns[c]}'): '{Shorten(field)}' is not a finite number; remove or replace rows with NaN or infinite values."
                     : $"{source}: line {lineNumber}, column {c + 1} ('{columns[c]}'): '{Shorten(field)}' is too large for a 32-bit float (beyond ±3.4e38); rescale the column.");
-            buffer[count++] = value;
+            row[c] = value;
         }
     }
 

@@ -6,13 +6,24 @@ namespace Diffuse.IO;
 /// </summary>
 public static class AtomicFile
 {
+    /// <summary>
+    /// Reports each temporary file of an interrupted earlier write (named <c>.&lt;name&gt;.&lt;pid&gt;.&lt;guid&gt;.tmp</c>, of a
+    /// process no longer running) removed from a folder the first time this process writes into it.
+    /// </summary>
+    public static event Action<string>? StaleFileRemoved
+    {
+        add => StaleTemporaryFiles.Removed += value;
+        remove => StaleTemporaryFiles.Removed -= value;
+    }
+
     /// <summary>Writes <paramref name="write"/>'s output to <paramref name="path"/> atomically.</summary>
     public static void Write(string path, Action<Stream> write)
     {
         string full = Path.GetFullPath(path);
         string? folder = Path.GetDirectoryName(full);
         if (!string.IsNullOrEmpty(folder)) Directory.CreateDirectory(folder);
-        string temp = Path.Combine(folder ?? ".", $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        StaleTemporaryFiles.Clean(folder ?? ".");
+        string temp = StaleTemporaryFiles.NameFor(folder ?? ".", full);
         try
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))

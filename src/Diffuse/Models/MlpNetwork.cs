@@ -43,10 +43,33 @@ public sealed record MlpConfig(int Dimensions, int Width = 128, int Depth = 3, i
     public override void Validate()
     {
         if (Dimensions < 1) throw new DiffuseException($"the data must have at least one dimension (got {Dimensions}).");
-        if (Width < 1) throw new DiffuseException($"{Param.Of("MlpConfig.Width")} must be at least 1 (got {Width}).");
-        if (Depth < 1) throw new DiffuseException($"{Param.Of("MlpConfig.Depth")} must be at least 1 (got {Depth}).");
+        Configuration.ConfigLimits.Require(Param.Of("MlpConfig.Dimensions"), Dimensions, 1, Configuration.ConfigLimits.MaxColumns);
+        Configuration.ConfigLimits.Require(Param.Of("MlpConfig.Width"), Width, 1, Configuration.ConfigLimits.MaxWidth);
+        Configuration.ConfigLimits.Require(Param.Of("MlpConfig.Depth"), Depth, 1, Configuration.ConfigLimits.MaxDepth);
         if (TimeEmbedding < 2 || TimeEmbedding % 2 != 0) throw new DiffuseException($"the time embedding width must be even and at least 2 (got {TimeEmbedding}).");
+        Configuration.ConfigLimits.Require(Param.Of("MlpConfig.TimeEmbedding"), TimeEmbedding, 2, Configuration.ConfigLimits.MaxWidth);
         if (OutputMultiplier is not (1 or 2)) throw new DiffuseException($"the MLP's output multiplier must be 1 or 2 (got {OutputMultiplier}).");
+        Configuration.ConfigLimits.RequireParameters(ParameterCount(),
+            $"the MLP ({Param.Of("MlpConfig.Width")} {Width}, {Param.Of("MlpConfig.Depth")} {Depth}, {Dimensions} columns)", $"a smaller {Param.Of("MlpConfig.Width")} or {Param.Of("MlpConfig.Depth")}");
+    }
+
+    /// <inheritdoc />
+    internal override IEnumerable<(string Key, long[] Shape)> StateShapes()
+    {
+        long w = Width, d = Dimensions, e = TimeEmbedding;
+        foreach (var p in Linear("input", d, w)) yield return p;
+        foreach (var p in Linear("time_mlp.0", e, w)) yield return p;
+        foreach (var p in Linear("time_mlp.2", w, w)) yield return p;
+        for (int i = 0; i < Depth; i++)
+        {
+            yield return ($"blocks.{i}.norm.weight", [w]);
+            yield return ($"blocks.{i}.norm.bias", [w]);
+            foreach (var name in new[] { "fc1", "time_proj", "fc2" })
+                foreach (var p in Linear($"blocks.{i}.{name}", w, w)) yield return p;
+        }
+        yield return ("out_norm.weight", [w]);
+        yield return ("out_norm.bias", [w]);
+        foreach (var p in Linear("output", w, d * OutputMultiplier)) yield return p;
     }
 }
 

@@ -38,6 +38,38 @@ public abstract record NetworkConfig
     /// <summary>Builds the network with the current torch random state (seed it first for reproducibility).</summary>
     /// <param name="trainedTimesteps">T of the schedule it is trained on.</param>
     public abstract DiffusionNetwork Create(int trainedTimesteps);
+
+    /// <summary>
+    /// The state-dict keys and shapes of the network this configuration builds, computed without building it (a test
+    /// checks them against the built networks): the weights file's header is compared with them before any tensor is
+    /// allocated. Call on a validated configuration.
+    /// </summary>
+    internal abstract IEnumerable<(string Key, long[] Shape)> StateShapes();
+
+    /// <summary>
+    /// The number of values (parameters and buffers) of the network this configuration builds, computed without building
+    /// it; a configuration too large to count gives <see cref="long.MaxValue"/>/2.
+    /// </summary>
+    public long ParameterCount()
+    {
+        double total = 0; // in double: a hostile configuration must not overflow the count
+        foreach (var (_, shape) in StateShapes())
+        {
+            double n = 1;
+            foreach (long dim in shape) n *= dim;
+            total += n;
+            if (total > long.MaxValue / 2) return long.MaxValue / 2;
+        }
+        return (long)total;
+    }
+
+    /// <summary>The weight and bias of a linear layer (PyTorch's layout: weight [out, in]).</summary>
+    private protected static IEnumerable<(string, long[])> Linear(string prefix, long inFeatures, long outFeatures) =>
+        [($"{prefix}.weight", [outFeatures, inFeatures]), ($"{prefix}.bias", [outFeatures])];
+
+    /// <summary>The weight and bias of a square-kernel convolution (weight [out, in, k, k]).</summary>
+    private protected static IEnumerable<(string, long[])> Conv(string prefix, long inChannels, long outChannels, long kernel) =>
+        [($"{prefix}.weight", [outChannels, inChannels, kernel, kernel]), ($"{prefix}.bias", [outChannels])];
 }
 
 /// <summary>

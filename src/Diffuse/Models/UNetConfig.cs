@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Diffuse.Configuration;
 
 namespace Diffuse.Models;
 
@@ -124,5 +125,84 @@ public sealed record UNetConfig : NetworkConfig
         if (Dropout is < 0 or >= 1 || double.IsNaN(Dropout)) throw new DiffuseException($"dropout must be in [0, 1) (got {Dropout}).");
         if (NumClasses < 0) throw new DiffuseException($"the number of classes cannot be negative (got {NumClasses}).");
         if (OutputChannelsMultiplier is not (1 or 2)) throw new DiffuseException($"the output channel multiplier must be 1 or 2 (got {OutputChannelsMultiplier}).");
+        ConfigLimits.Require(Param.Of("UNetConfig.Channels"), Channels, 1, ConfigLimits.MaxChannels);
+        ConfigLimits.Require(Param.Of("UNetConfig.BaseChannels"), BaseChannels, 2, ConfigLimits.MaxLevelChannels);
+        ConfigLimits.Require(Param.Of("UNetConfig.ChannelMultipliers"), Levels, 1, ConfigLimits.MaxLevels, "levels: one multiplier each");
+        foreach (int m in ChannelMultipliers)
+            ConfigLimits.Require(Param.Of("UNetConfig.ChannelMultipliers"), (long)BaseChannels * m, 1, ConfigLimits.MaxLevelChannels, "channels of a level: base channels × multiplier");
+        ConfigLimits.Require(Param.Of("UNetConfig.BlocksPerLevel"), BlocksPerLevel, 1, ConfigLimits.MaxBlocksPerLevel);
+        ConfigLimits.Require(Param.Of("UNetConfig.Heads"), Heads, 1, ConfigLimits.MaxLevelChannels);
+        ConfigLimits.Require(Param.Of("UNetConfig.TimeEmbedding"), TimeEmbeddingWidth, 1, ConfigLimits.MaxLevelChannels);
+        ConfigLimits.Require(Param.Of("UNetConfig.NumClasses"), NumClasses, 0, ConfigLimits.MaxClasses);
+        ConfigLimits.RequireParameters(ParameterCount(), $"the U-Net ({Param.Of("UNetConfig.BaseChannels")} {BaseChannels}, multipliers {string.Join(",", ChannelMultipliers)}, {Param.Of("UNetConfig.BlocksPerLevel")} {BlocksPerLevel})",
+            $"fewer {Param.Of("UNetConfig.BaseChannels")}, levels or {Param.Of("UNetConfig.BlocksPerLevel")}");
+    }
+
+    /// <inheritdoc />
+    internal override IEnumerable<(string Key, long[] Shape)> StateShapes()
+    {
+        long embedding = TimeEmbeddingWidth;
+        var shapes = new List<(string, long[])>();
+        shapes.AddRange(Linear("time_mlp.0", BaseChannels, embedding));
+        shapes.AddRange(Linear("time_mlp.2", embedding, embedding));
+        if (NumClasses > 0) shapes.Add(("class_embedding.weight", [NumClasses + 1L, embedding]));
+        shapes.AddRange(Conv("input_conv", Channels, BaseChannels, 3));
+        void Norm(string prefix, long channels)
+        {
+            shapes.Add(($"{prefix}.weight", [channels]));
+            shapes.Add(($"{prefix}.bias", [channels]));
+        }
+        void Residual(string prefix, long inChannels, long outChannels)
+        {
+            Norm($"{prefix}.in_norm", inChannels);
+            shapes.AddRange(Conv($"{prefix}.in_conv", inChannels, outChannels, 3));
+            shapes.AddRange(Linear($"{prefix}.time_proj", embedding, ScaleShiftNorm ? 2 * outChannels : outChannels));
+            Norm($"{prefix}.out_norm", outChannels);
+            shapes.AddRange(Conv($"{prefix}.out_conv", outChannels, outChannels, 3));
+            if (inChannels != outChannels) shapes.AddRange(Conv($"{prefix}.skip", inChannels, outChannels, 1));
+        }
+        void Attention(string prefix, long channels)
+        {
+            Norm($"{prefix}.norm", channels);
+            shapes.AddRange(Conv($"{prefix}.qkv", channels, 3 * channels, 1));
+            shapes.AddRange(Conv($"{prefix}.proj", channels, channels, 1));
+        }
+        // The same walk as UNetNetwork's constructor: channels of every skip connection, in order.
+        var skips = new Stack<long>();
+        skips.Push(BaseChannels);
+        long channels = BaseChannels;
+        for (int level = 0; level < Levels; level++)
+        {
+            for (int i = 0; i < BlocksPerLevel; i++)
+            {
+                Residual($"down.{level}.res.{i}", channels, LevelChannels(level));
+                channels = LevelChannels(level);
+                skips.Push(channels);
+            }
+            if (HasAttention(level))
+                for (int i = 0; i < BlocksPerLevel; i++) Attention($"down.{level}.attn.{i}", channels);
+            if (level < Levels - 1)
+            {
+                shapes.AddRange(Conv($"down.{level}.downsample", channels, channels, 3));
+                skips.Push(channels);
+            }
+        }
+        Residual("mid.res1", channels, channels);
+        Attention("mid.attn", channels);
+        Residual("mid.res2", channels, channels);
+        for (int level = Levels - 1; level >= 0; level--)
+        {
+            for (int i = 0; i <= BlocksPerLevel; i++)
+            {
+                Residual($"up.{level}.res.{i}", channels + skips.Pop(), LevelChannels(level));
+                channels = LevelChannels(level);
+            }
+            if (HasAttention(level))
+                for (int i = 0; i <= BlocksPerLevel; i++) Attention($"up.{level}.attn.{i}", channels);
+            if (level > 0) shapes.AddRange(Conv($"up.{level}.upsample.conv", channels, channels, 3));
+        }
+        Norm("out_norm", channels);
+        shapes.AddRange(Conv("out_conv", channels, (long)Channels * OutputChannelsMultiplier, 3));
+        return shapes;
     }
 }

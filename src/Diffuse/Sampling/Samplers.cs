@@ -139,7 +139,9 @@ public sealed record SamplerOptions(
     public void Validate()
     {
         if (Steps < 0) throw new DiffuseException($"{Param.Of("SamplerOptions.Steps")} must be positive (got {Steps}).");
-        if (Eta < 0 || double.IsNaN(Eta)) throw new DiffuseException($"{Param.Of("SamplerOptions.Eta")} must be zero or positive (got {Eta}).");
+        // σ_t = η·√((1 − ᾱ_{t−1})/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_{t−1}) (Song et al. 2021, eq. 16): above η = 1 the direction term
+        // √(1 − ᾱ_{t−1} − σ_t²) is the root of a negative number at some steps.
+        if (!(Eta >= 0 && Eta <= 1)) throw new DiffuseException($"{Param.Of("SamplerOptions.Eta")} must lie in [0, 1]: 0 is deterministic DDIM, 1 as stochastic as DDPM (got {Eta}).");
         if (ClipX0 is { } c && !(c > 0)) throw new DiffuseException($"the x0 clip range must be positive (got {c}).");
         if (!(Rho > 0) || double.IsInfinity(Rho)) throw new DiffuseException($"{Param.Of("SamplerOptions.Rho")} must be positive (got {Rho}).");
         string name = SamplerNames.Name(Kind);

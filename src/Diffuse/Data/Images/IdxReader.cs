@@ -172,13 +172,21 @@ public static class IdxReader
         string shape = kind == "image" ? $"{dims[0]:N0} images of {dims[1]}×{dims[2]}" : $"{dims[0]:N0} labels";
         if (total > Array.MaxLength)
             throw new DiffuseException($"'{path}': {shape} ({total:N0} bytes) are more than can be loaded at once; split the file.");
-        var values = new byte[total];
-        got = stream.ReadAtLeast(values, values.Length, throwOnEndOfStream: false);
-        if (got < values.Length)
+        // The buffer grows with the data that arrives, never ahead of it to the size the header claims: a damaged header
+        // announcing 2 GB of a 100-byte file is reported as a truncation without allocating 2 GB.
+        var values = new byte[Math.Min(total, 1 << 20)];
+        long read = 0;
+        while (true)
         {
-            string whole = kind == "image" ? $", {got / ((long)dims[1] * dims[2]):N0} whole images" : "";
+            read += stream.ReadAtLeast(values.AsSpan((int)read), values.Length - (int)read, throwOnEndOfStream: false);
+            if (read < values.Length || values.Length == total) break;
+            Array.Resize(ref values, (int)Math.Min(total, 2L * values.Length));
+        }
+        if (read < total)
+        {
+            string whole = kind == "image" ? $", {read / ((long)dims[1] * dims[2]):N0} whole images" : "";
             throw new DiffuseException(
-                $"'{path}' is truncated: its header announces {shape} ({values.Length:N0} bytes of data) but it holds only {got:N0}{whole}; download it again.");
+                $"'{path}' is truncated: its header announces {shape} ({total:N0} bytes of data) but it holds only {read:N0}{whole}; download it again.");
         }
         Span<byte> extra = stackalloc byte[1];
         if (stream.Read(extra) > 0)
