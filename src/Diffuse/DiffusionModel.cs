@@ -192,13 +192,7 @@ public sealed partial class DiffusionModel : IDisposable
             {
                 int size = (int)Math.Min(batchSize, first + count - start);
                 using var scope = NewDisposeScope();
-                IDenoiser denoiser = Denoiser;
-                if (classes is not null)
-                {
-                    var labels = tensor(Enumerable.Range((int)(start - first), size).Select(i => classes[i]).ToArray(), device: Device);
-                    IDenoiser guided = new ClassifierFreeGuidance(_networkDenoiser, labels, scale);
-                    denoiser = ClampToDataRange && ClampedDenoiser is not null ? Reclamp(guided) : guided;
-                }
+                var denoiser = DenoiserFor(classes?.Skip((int)(start - first)).Take(size).ToArray(), scale);
                 var z = Sampler.SampleBatch(denoiser, Schedule, ExampleShape, start, size, seed, options, report, Device);
                 var result = (IsImage ? z.clamp(-1, 1) : Normalization.Invert(z)).cpu();
                 batches.Add(result.MoveToOuterDisposeScope());
@@ -218,6 +212,19 @@ public sealed partial class DiffusionModel : IDisposable
         if (!IsImage) throw new DiffuseException($"this model was trained on a table ({Config.Data.Source}), not on images.");
         using var samples = Sample(count, seed, options, onStep, first, classes, guidance, batchSize, cancellationToken);
         return ImageDataset.ToBytes(samples);
+    }
+
+    /// <summary>
+    /// The denoiser a batch is sampled with: <see cref="Denoiser"/> when <paramref name="classes"/> is null, else
+    /// classifier-free guidance towards <paramref name="classes"/> (one per row; −1 is the unconditional null class) with
+    /// scale <paramref name="guidance"/>, projected as <see cref="Denoiser"/> is. Valid while the current dispose scope lives.
+    /// </summary>
+    public IDenoiser DenoiserFor(IReadOnlyList<long>? classes, double guidance)
+    {
+        if (classes is null) return Denoiser;
+        var labels = tensor(classes.ToArray(), device: Device);
+        IDenoiser guided = new ClassifierFreeGuidance(_networkDenoiser, labels, guidance);
+        return ClampToDataRange && ClampedDenoiser is not null ? Reclamp(guided) : guided;
     }
 
     /// <summary>The same projection as <see cref="ClampedDenoiser"/>, around another denoiser (the guided one).</summary>
