@@ -26,8 +26,18 @@ internal static class EditingBench
         return (images, picked.Select(i => labels[i]).ToArray());
     }
 
+    /// <summary>The repository's models/ folder (the bench is not given a copy of the shipped models).</summary>
+    private static string Models()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Diffuse.slnx"))) return Path.Combine(dir.FullName, "models");
+        return ShippedModels.Root;
+    }
+
+    private static DiffusionModel Model() => DiffusionModel.Load(Path.Combine(Models(), "fashion-mnist"));
+
     private static FeatureClassifier Classifier() =>
-        FeatureClassifier.Load(Path.Combine(ShippedModels.Root, "classifiers", "fashion-mnist.safetensors"));
+        FeatureClassifier.Load(Path.Combine(Models(), "classifiers", "fashion-mnist.safetensors"));
 
     private static double Accuracy(FeatureClassifier classifier, Tensor images, long[] targets)
     {
@@ -43,7 +53,7 @@ internal static class EditingBench
     {
         int perClass = args.Length > 0 ? int.Parse(args[0], Invariant) : 5;
         TorchThreads.Fixed = 1;
-        using var model = DiffusionModel.Load("fashion-mnist");
+        using var model = Model();
         using var test = NpmDatasets.Load("fashion-mnist", DatasetSplit.Test);
         using var scope = NewDisposeScope();
         var (images, labels) = Balanced(test, perClass);
@@ -82,7 +92,7 @@ internal static class EditingBench
     {
         int perClass = args.Length > 0 ? int.Parse(args[0], Invariant) : 10;
         TorchThreads.Fixed = 1;
-        using var model = DiffusionModel.Load("fashion-mnist");
+        using var model = Model();
         using var test = NpmDatasets.Load("fashion-mnist", DatasetSplit.Test);
         using var classifier = Classifier();
         using var scope = NewDisposeScope();
@@ -126,7 +136,7 @@ internal static class EditingBench
         int perClass = args.Length > 0 ? int.Parse(args[0], Invariant) : 10;
         int resample = args.Length > 1 ? int.Parse(args[1], Invariant) : 5;
         TorchThreads.Fixed = 1;
-        using var model = DiffusionModel.Load("fashion-mnist");
+        using var model = Model();
         using var test = NpmDatasets.Load("fashion-mnist", DatasetSplit.Test);
         using var classifier = Classifier();
         using var scope = NewDisposeScope();
