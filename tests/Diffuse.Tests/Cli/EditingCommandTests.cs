@@ -182,6 +182,30 @@ public sealed class EditingCommandTests : IClassFixture<EditingCommandTests.Mode
         Cli.AssertUserError(Cli.Run("noise", "--model", _models.Conditional, "--data", _models.Data, "--spectrum", chart), "--model", "--data");
     }
 
+    /// <summary>Every formulation edits alike: the commands reach the network only through its denoiser.</summary>
+    [Theory]
+    [InlineData("--formulation", "edm")]
+    [InlineData("--learn-variance")]
+    [InlineData("--prediction", "v")]
+    [InlineData("--prediction", "x0")]
+    public void EveryFormulationEncodesDecodesEditsAndInpaints(params string[] formulation)
+    {
+        using var dir = new TempDir();
+        string model = Path.Combine(dir.Path, "model");
+        var train = Cli.Run(ImageCommandTests.TinyTrain(_models.Data, model).Concat(formulation).ToArray());
+        Assert.True(train.Code == 0, train.Err);
+        string latents = Path.Combine(dir.Path, "l.safetensors");
+        var encode = Cli.Run("encode", "--model", model, "--images", _models.Data + ":test", "--count", "2", "--sampler", "heun", "--steps", "8", "--out", latents, "--check");
+        Assert.True(encode.Code == 0, encode.Err);
+        Assert.Contains("reconstruction: PSNR", encode.Out);
+        var decode = Cli.Run("decode", "--model", model, "--latents", latents, "--class", "0", "--out", Path.Combine(dir.Path, "d.png"));
+        Assert.True(decode.Code == 0, decode.Err);
+        var edit = Cli.Run("edit", "--model", model, "--image", _models.Images[0], "--strength", "0.4", "--sampler", "ddim", "--steps", "5", "--out", Path.Combine(dir.Path, "e.png"));
+        Assert.True(edit.Code == 0, edit.Err);
+        var inpaint = Cli.Run("inpaint", "--model", model, "--image", _models.Images[1], "--mask-rect", "0,4,8,4", "--sampler", "ddpm", "--steps", "4", "--resample", "2", "--jump", "2", "--out", Path.Combine(dir.Path, "i.png"));
+        Assert.True(inpaint.Code == 0, inpaint.Err);
+    }
+
     [Theory]
     [InlineData("encode")]
     [InlineData("decode")]
