@@ -19,6 +19,12 @@ using static TorchSharp.torch;
 //   kd-spread <features.safetensors> [pairs]
 //                                    the kernel distance of independent pairs of 1,000 noise images each (one
 //                                    distribution): its real scatter at N = 1,000, beside the sd over subsets it reports.
+//   editing-inversion [per-class]  encode → decode PSNR and max error against steps on the shipped Fashion-MNIST model
+//                                    (default 5 test images per class), DDIM and the σ-space solvers, guidance 1 and 1.5.
+//   editing-class [per-class]      class edits by inversion (encode with a, decode with a + 5 mod 10) against SDEdit at
+//                                    strengths 0.3/0.5/0.7: classifier accuracy for the target class and PSNR to the source.
+//   editing-inpaint [per-class] [R] inpainting of the centre 14×14 and the lower half, replacement against RePaint:
+//                                    accuracy for the source's class and FD of the completions beside the sources' FD.
 //   unet-memory [steps] [batch]      process RSS over a long training run of the reference U-Net (default 1000 steps, batch 16).
 //                                    The unet-* commands take --channels-last (convolutions on channels-last feature maps)
 //                                    and --keep-freed (NativeAllocator.KeepFreedMemory) to measure what each option brings.
@@ -32,12 +38,15 @@ return args.FirstOrDefault() switch
     "unet-memory" => UNetBench.Memory(args.Skip(1).ToArray()),
     "image-quality-example" => ImageQualityExample(args.Skip(1).ToArray()),
     "kd-spread" => KdSpread(args.Skip(1).ToArray()),
+    "editing-inversion" => EditingBench.Inversion(args.Skip(1).ToArray()),
+    "editing-class" => EditingBench.ClassEdits(args.Skip(1).ToArray()),
+    "editing-inpaint" => EditingBench.Inpainting(args.Skip(1).ToArray()),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Diffuse.Bench gaussian-csv <file.csv> [rows] | train-classifier <fashion-mnist|mnist> <out.safetensors> [epochs] | mlp-speed [threads...] | unet-speed [threads...] | unet-profile [batch] | unet-memory [steps] [batch] | image-quality-example <features.safetensors> | kd-spread <features.safetensors> [pairs]");
+    Console.Error.WriteLine("usage: Diffuse.Bench gaussian-csv <file.csv> [rows] | train-classifier <fashion-mnist|mnist> <out.safetensors> [epochs] | mlp-speed [threads...] | unet-speed [threads...] | unet-profile [batch] | unet-memory [steps] [batch] | image-quality-example <features.safetensors> | kd-spread <features.safetensors> [pairs] | editing-inversion [per-class] | editing-class [per-class] | editing-inpaint [per-class] [R]");
     return 2;
 }
 

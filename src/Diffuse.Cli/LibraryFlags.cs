@@ -65,6 +65,11 @@ public static class LibraryFlags
         ["SamplerRecord.Choose(nfe)"] = "--nfe",
         ["TorchThreads.Fixed"] = "--threads",
         ["SamplerRecord.Save"] = "'diffuse bench-samplers --model {0}'",
+        ["ImageToImage.Run(strength)"] = "--strength",
+        ["RePaintSchedule.Resample"] = "--resample",
+        ["RePaintSchedule.Jump"] = "--jump",
+        ["Interpolation.Path(frames)"] = "--frames",
+        ["Inversion.Decode(model)"] = "--model {0}",
     };
 
     /// <summary>The message of <paramref name="error"/> in the command line's words.</summary>

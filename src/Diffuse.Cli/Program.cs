@@ -105,9 +105,29 @@ public static class Program
                 .WithExample("bench-samplers", "--model", "runs/moons")
                 .WithExample("bench-samplers", "--model", "runs/moons", "--budgets", "5,10,20", "--samplers", "ddim,dpm++2m,unipc", "--count", "1000");
             config.AddCommand<NoiseCommand>("noise")
-                .WithDescription("Show the forward process on real images: a grid of images at growing noise levels, or an animated GIF.")
+                .WithDescription("Show the forward process on real images: a grid of images at growing noise levels, an animated GIF, or (--spectrum) the power spectrum of z_t against frequency.")
                 .WithExample("noise", "--data", "fashion-mnist", "--out", "forward.png")
-                .WithExample("noise", "--data", "mnist", "--out", "forward.gif", "--schedule", "cosine");
+                .WithExample("noise", "--data", "mnist", "--out", "forward.gif", "--schedule", "cosine")
+                .WithExample("noise", "--model", "fashion-mnist", "--spectrum", "spectrum.png");
+            config.AddCommand<EncodeCommand>("encode")
+                .WithDescription("Encode images into latents by DDIM inversion (the probability-flow ODE run from data to noise), recording the model, sampler and classes.")
+                .WithExample("encode", "--model", "fashion-mnist", "--images", "fashion-mnist:test", "--count", "16", "--out", "latents.safetensors", "--check")
+                .WithExample("encode", "--model", "fashion-mnist", "--images", "a.png,b.png", "--sampler", "ddim", "--steps", "100", "--out", "latents.safetensors");
+            config.AddCommand<DecodeCommand>("decode")
+                .WithDescription("Decode latents written by 'encode' back into images, with the encoding's classes or another one (a class edit).")
+                .WithExample("decode", "--model", "fashion-mnist", "--latents", "latents.safetensors", "--out", "decoded.png")
+                .WithExample("decode", "--model", "fashion-mnist", "--latents", "latents.safetensors", "--class", "sneaker", "--out", "as-sneakers.png");
+            config.AddCommand<InterpolateCommand>("interpolate")
+                .WithDescription("Interpolate between two images or two seeds through the latent space (spherical, or --linear to see why not).")
+                .WithExample("interpolate", "--model", "fashion-mnist", "--seeds", "1,2", "--class", "7", "--frames", "9", "--out", "strip.png")
+                .WithExample("interpolate", "--model", "fashion-mnist", "--images", "a.png,b.png", "--frames", "16", "--out", "morph.gif");
+            config.AddCommand<EditCommand>("edit")
+                .WithDescription("Image-to-image by SDEdit: noise an image to a strength in (0, 1]] and denoise it, optionally towards another class.")
+                .WithExample("edit", "--model", "fashion-mnist", "--image", "shirt.png", "--strength", "0.5", "--class", "dress", "--out", "before-after.png");
+            config.AddCommand<InpaintCommand>("inpaint")
+                .WithDescription("Fill a masked region of images (white = keep, black = fill; or --mask-rect) by the replacement method or RePaint's resampling.")
+                .WithExample("inpaint", "--model", "fashion-mnist", "--image", "fashion-mnist:test", "--count", "8", "--mask-rect", "7,7,14,14", "--out", "filled.png")
+                .WithExample("inpaint", "--model", "fashion-mnist", "--image", "in.png", "--mask", "mask.png", "--resample", "10", "--jump", "10", "--out", "filled.png");
             config.AddCommand<EvalCommand>("eval")
                 .WithDescription("Measure a trained model: sample-quality metrics beside their noise floors (for images FD, KD, precision, recall and class accuracy on a feature network), the likelihood (--nll) and, for images, a memorisation check.")
                 .WithExample("eval", "--model", "runs/moons", "--data", "moons", "--nll")

@@ -146,6 +146,28 @@ public static class ImageFolderReader
     }
 
     /// <summary>
+    /// Reads one image file at its own size: planar bytes [C, H, W] with C = 1 when every pixel is grey (R = G = B, as
+    /// grayscale PNGs decode), else 3; alpha is dropped. With <paramref name="width"/> and <paramref name="height"/> the
+    /// image is fitted to that size as folders are (resized to cover, centre-cropped), and <paramref name="grayscale"/>
+    /// fixes the channels.
+    /// </summary>
+    /// <exception cref="ImageFolderException">The file cannot be read or decoded.</exception>
+    public static (byte[] Pixels, int Channels, int Height, int Width) ReadFile(string path, int? width = null, int? height = null, bool? grayscale = null)
+    {
+        if (!File.Exists(path)) throw new ImageFolderException($"Image '{path}' does not exist: check the path (relative paths start from '{Environment.CurrentDirectory}').");
+        string? problem = TryDecode(path, out var bitmap);
+        if (problem is not null) throw new ImageFolderException($"Cannot read image '{path}': {problem}.");
+        using (bitmap)
+        {
+            int w = width ?? bitmap!.Width, h = height ?? bitmap!.Height;
+            var rgb = Fit(bitmap!, w, h, grayscale: false);
+            int plane = w * h;
+            bool grey = grayscale ?? Enumerable.Range(0, plane).All(i => rgb[i] == rgb[plane + i] && rgb[i] == rgb[2 * plane + i]);
+            return (grey ? rgb[..plane] : rgb, grey ? 1 : 3, h, w);
+        }
+    }
+
+    /// <summary>
     /// Resizes and centre-crops one decoded image to <paramref name="width"/>×<paramref name="height"/> as described in
     /// the class remarks, returning planar bytes <c>[C, H, W]</c>.
     /// </summary>
@@ -196,6 +218,16 @@ public static class ImageFolderReader
     private static string? TryRead(string path, int width, int height, bool grayscale, out byte[]? planar)
     {
         planar = null;
+        string? problem = TryDecode(path, out var bitmap);
+        if (problem is not null) return problem;
+        using (bitmap) planar = Fit(bitmap!, width, height, grayscale);
+        return null;
+    }
+
+    /// <summary>Decodes one file into an RGBA bitmap (owned by the caller); returns why it cannot be read, or null.</summary>
+    private static string? TryDecode(string path, out SKBitmap? decodedBitmap)
+    {
+        decodedBitmap = null;
         byte[] bytes;
         try
         {
@@ -217,13 +249,16 @@ public static class ImageFolderReader
         if (info.Width < 1 || info.Height < 1) return "the image has no pixels";
         if ((long)info.Width * info.Height > MaxSourcePixels)
             return $"the image is {info.Width}×{info.Height}, more than {MaxSourcePixels:N0} pixels";
-        using var bitmap = new SKBitmap(new SKImageInfo(info.Width, info.Height, SKColorType.Rgba8888, SKAlphaType.Premul));
+        var bitmap = new SKBitmap(new SKImageInfo(info.Width, info.Height, SKColorType.Rgba8888, SKAlphaType.Premul));
         var decoded = codec.GetPixels(bitmap.Info, bitmap.GetPixels());
         if (decoded != SKCodecResult.Success)
+        {
+            bitmap.Dispose();
             return decoded == SKCodecResult.IncompleteInput
                 ? "the image data is incomplete (the file is truncated)"
                 : $"the image cannot be decoded ({Describe(decoded)})";
-        planar = Fit(bitmap, width, height, grayscale);
+        }
+        decodedBitmap = bitmap;
         return null;
     }
 

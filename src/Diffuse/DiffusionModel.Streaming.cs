@@ -58,13 +58,7 @@ public sealed partial class DiffusionModel
         double scale, long start, int size)
     {
         using var scope = NewDisposeScope();
-        IDenoiser denoiser = Denoiser;
-        if (classes is not null)
-        {
-            var labels = tensor(Enumerable.Range((int)(start - first), size).Select(i => classes[i]).ToArray(), device: Device);
-            IDenoiser guided = new ClassifierFreeGuidance(_networkDenoiser, labels, scale);
-            denoiser = ClampToDataRange && ClampedDenoiser is not null ? Reclamp(guided) : guided;
-        }
+        var denoiser = DenoiserFor(classes is null ? null : Enumerable.Range((int)(start - first), size).Select(i => classes[i]).ToArray(), scale);
         var z = Sampler.SampleBatch(denoiser, Schedule, ExampleShape, start, size, seed, options, report, Device);
         var result = (IsImage ? z.clamp(-1, 1) : Normalization.Invert(z)).cpu();
         return result.MoveToOuterDisposeScope();

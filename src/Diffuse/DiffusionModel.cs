@@ -192,6 +192,19 @@ public sealed partial class DiffusionModel : IDisposable
         return ImageDataset.ToBytes(samples);
     }
 
+    /// <summary>
+    /// The denoiser a batch is sampled with: <see cref="Denoiser"/> when <paramref name="classes"/> is null, else
+    /// classifier-free guidance towards <paramref name="classes"/> (one per row; −1 is the unconditional null class) with
+    /// scale <paramref name="guidance"/>, projected as <see cref="Denoiser"/> is. Valid while the current dispose scope lives.
+    /// </summary>
+    public IDenoiser DenoiserFor(IReadOnlyList<long>? classes, double guidance)
+    {
+        if (classes is null) return Denoiser;
+        var labels = tensor(classes.ToArray(), device: Device);
+        IDenoiser guided = new ClassifierFreeGuidance(_networkDenoiser, labels, guidance);
+        return ClampToDataRange && ClampedDenoiser is not null ? Reclamp(guided) : guided;
+    }
+
     /// <summary>The same projection as <see cref="ClampedDenoiser"/>, around another denoiser (the guided one).</summary>
     private IDenoiser Reclamp(IDenoiser inner) => new ClampedDenoiser(inner, Schedule, _bounds!.Value.Lower, _bounds.Value.Upper);
 

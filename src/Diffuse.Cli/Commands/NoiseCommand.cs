@@ -20,6 +20,21 @@ public sealed class NoiseSettings : CommonSettings
     [Description("forward.png (a grid: one row per image, one column per t) or forward.gif (an animation).")]
     public string? Out { get; init; }
 
+    /// <summary>Spectrum chart.</summary>
+    [CommandOption("--spectrum <FILE>")]
+    [Description("spectrum.png: the radially averaged power spectrum of z_t at several t beside the spectrum of the noise, on --spectrum-count test images (the frequency view of the forward process).")]
+    public string? Spectrum { get; init; }
+
+    /// <summary>Images of the spectrum.</summary>
+    [CommandOption("--spectrum-count <N>")]
+    [Description("Images averaged in the spectrum (default 500).")]
+    public int SpectrumCount { get; init; } = 500;
+
+    /// <summary>Model.</summary>
+    [CommandOption("--model <DIR>")]
+    [Description("Take the data set and the schedule of this model (a folder or fashion-mnist) instead of --data and --schedule.")]
+    public string? Model { get; init; }
+
     /// <summary>Count.</summary>
     [CommandOption("--count <N>")]
     [Description("Images shown (default 8).")]
@@ -57,17 +72,31 @@ public sealed class NoiseCommand : Command<NoiseSettings>
     /// <inheritdoc />
     public override int Execute(CommandContext context, NoiseSettings settings, CancellationToken cancellationToken)
     {
-        if (string.IsNullOrWhiteSpace(settings.Data)) throw new DiffuseException("--data is required: image data to noise.");
-        if (string.IsNullOrWhiteSpace(settings.Out)) throw new DiffuseException("--out is required: a .png or .gif file.");
-        string extension = Path.GetExtension(settings.Out).ToLowerInvariant();
+        string? dataSpec = settings.Data;
+        NoiseSchedule? modelSchedule = null;
+        if (settings.Model is not null)
+        {
+            if (settings.Data is not null) throw new DiffuseException("give either --model (its data set and schedule) or --data, not both.");
+            using var model = DiffusionModel.Load(ModelFolders.Resolve(settings.Model));
+            if (!model.IsImage) throw new DiffuseException($"{settings.Model} was trained on a table; the forward process is shown on images.");
+            dataSpec = ImageSources.FromTrainingSource(model.Config.Data.Source);
+            modelSchedule = model.Schedule;
+        }
+        if (string.IsNullOrWhiteSpace(dataSpec)) throw new DiffuseException("--data is required: image data to noise (or --model, for its data set).");
+        if (string.IsNullOrWhiteSpace(settings.Out) && string.IsNullOrWhiteSpace(settings.Spectrum)) throw new DiffuseException("--out is required: a .png or .gif file (or --spectrum spectrum.png).");
+        string extension = Path.GetExtension(settings.Out ?? ".png").ToLowerInvariant();
         if (extension != ".png" && extension != ".gif") throw new DiffuseException($"--out must end in .png or .gif (got '{settings.Out}').");
+        if (settings.Spectrum is { } chart && !chart.EndsWith(".png", StringComparison.OrdinalIgnoreCase)) throw new DiffuseException($"--spectrum must end in .png (got '{chart}').");
+        if (settings.SpectrumCount < 1) throw new DiffuseException($"--spectrum-count must be at least 1 (got {settings.SpectrumCount}).");
         if (settings.Count < 1 || settings.Count > 64) throw new DiffuseException($"--count must be between 1 and 64 (got {settings.Count}).");
         int columns = settings.Columns ?? (extension == ".gif" ? 60 : 10);
         if (columns < 2) throw new DiffuseException($"--columns must be at least 2 (got {columns}).");
         settings.ApplyThreads();
-        var schedule = NoiseSchedule.Create(new ScheduleConfig(Parse.Schedule(settings.Schedule), settings.Timesteps));
-        using var data = ImageSources.Load(settings.Data, DatasetSplit.Test, settings.Size);
+        var schedule = modelSchedule ?? NoiseSchedule.Create(new ScheduleConfig(Parse.Schedule(settings.Schedule), settings.Timesteps));
+        using var data = ImageSources.Load(dataSpec, DatasetSplit.Test, settings.Size);
         using var scope = NewDisposeScope();
+        if (settings.Spectrum is { } spectrum) SpectrumChart.Write(spectrum, data, schedule, settings.SpectrumCount, settings.Seed);
+        if (settings.Out is null) return 0;
         int count = Math.Min(settings.Count, data.Count);
         var x0 = ImageDataset.ToModelRange(data.Images.narrow(0, 0, count));
         var sampleShape = x0.shape.Skip(1).ToArray();

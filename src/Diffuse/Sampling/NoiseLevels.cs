@@ -75,6 +75,27 @@ public static class NoiseLevels
         return list.ToArray();
     }
 
+    /// <summary>Whether <paramref name="sigmas"/> runs from low to high noise (its first two levels increase).</summary>
+    public static bool IsIncreasing(IReadOnlyList<double> sigmas) => sigmas.Count >= 2 && sigmas[0] < sigmas[1];
+
+    /// <summary>
+    /// Checks a list of levels that runs from low to high noise, as the encoder of <see cref="Editing.Inversion"/> walks
+    /// them: at least two, positive, finite and strictly increasing; nothing is appended.
+    /// </summary>
+    public static double[] ValidateIncreasing(IEnumerable<double> sigmas)
+    {
+        var list = sigmas.ToArray();
+        if (list.Length < 2) throw new DiffuseException("an increasing noise-level list needs at least two levels.");
+        for (int i = 0; i < list.Length; i++)
+        {
+            if (!(list[i] > 0) || double.IsInfinity(list[i]))
+                throw new DiffuseException($"noise level {list[i]} is not allowed on the way up: every σ must be positive and finite.");
+            if (i > 0 && !(list[i] > list[i - 1]))
+                throw new DiffuseException($"the noise levels must increase strictly on the way up (σ = {list[i - 1]} is followed by {list[i]}).");
+        }
+        return list;
+    }
+
     private static double[] FromSchedule(NoiseSchedule schedule, int steps, Func<int, double, double, double[]> spacing)
     {
         double sigmaMin = schedule.Sigma(0);

@@ -12,11 +12,15 @@ namespace Diffuse.Sampling;
 /// </summary>
 /// <param name="Seed">The sampling seed.</param>
 /// <param name="First">The sample index of the batch's first row.</param>
-public readonly record struct StepNoise(ulong Seed, long First)
+/// <param name="StepOffset">
+/// Steps of the full path that this run skips: step i draws the noise of step i + offset, so a run over the last levels
+/// of a path (SDEdit, <see cref="Editing.ImageToImage"/>) draws what the full run would at those levels.
+/// </param>
+public readonly record struct StepNoise(ulong Seed, long First, int StepOffset = 0)
 {
     /// <summary>Standard normal noise for step <paramref name="step"/> (0-based) with the shape, dtype and device of <paramref name="like"/>.</summary>
     public Tensor Normal(int step, Tensor like) =>
-        SeededNoise.Normal(Seed, (ulong)step + 1, First, (int)like.shape[0], like.shape.AsSpan(1), like.device).to_type(like.dtype);
+        SeededNoise.Normal(Seed, (ulong)(step + StepOffset) + 1, First, (int)like.shape[0], like.shape.AsSpan(1), like.device).to_type(like.dtype);
 }
 
 /// <summary>
@@ -53,6 +57,14 @@ public sealed record StochasticChurn(double SChurn, double STmin = 0, double STm
 /// calls: multistep history is a local variable. The last step always lands on σ = 0 with x = D (the exact limit of
 /// every update as σ_{i+1} → 0), and when σ_0 = +∞ (zero terminal SNR) the first step is the exact first-order step from
 /// pure noise, x_1 = D + σ_1·ε̂ (D and ε̂ stay finite there although x does not).
+/// <para>
+/// The deterministic samplers also run backwards, from low to high noise (an increasing list of positive levels, see
+/// <see cref="NoiseLevels.ValidateIncreasing"/>): every update above is a quadrature of the same ODE over [σ_i, σ_{i+1}]
+/// and holds for either sign of σ_{i+1} − σ_i (h &lt; 0 in the exponential integrators). Run upwards they are the
+/// encoder of DDIM inversion (Song et al. 2021, §4.3; see <see cref="Editing.Inversion"/>), and they return the state x
+/// at the last level, in the variance-exploding scale. Likewise a decreasing list that stops above σ = 0 is run as
+/// a segment of a longer path and returns x at its last level (RePaint's blocks, <see cref="Editing.Inpainting"/>).
+/// </para>
 /// </summary>
 public static class SigmaSamplers
 {
@@ -325,7 +337,7 @@ public static class SigmaSamplers
                 double lambda = -Math.Log(sigma), h = Math.Log(sigma / sigmaNext);
                 var (phi0, phi1, phi2) = Phi(h);
                 int stepOrder = Math.Min(order, history.Count + 1);
-                if (levels[i + 2] == 0) stepOrder = Math.Min(stepOrder, 2);
+                if (i + 2 < levels.Length && levels[i + 2] == 0) stepOrder = Math.Min(stepOrder, 2);
                 next = sigmaNext / sigma * x + phi0 * x0;
                 if (stepOrder == 2)
                 {
@@ -361,6 +373,17 @@ public static class SigmaSamplers
     {
         options.Churn?.Validate();
         if (options.ClipX0 is { } c && !(c > 0)) throw new DiffuseException($"the x0 clip range must be positive (got {c}).");
+        if (NoiseLevels.IsIncreasing(sigmas))
+        {
+            if (options.Churn is not null) throw new DiffuseException("stochastic churn adds noise on the way to the data; it cannot run from low to high noise.");
+            return NoiseLevels.ValidateIncreasing(sigmas);
+        }
+        // A decreasing list that stops above 0 is a segment of a path (RePaint's blocks): run it as it is.
+        if (sigmas.Count >= 2 && sigmas[^1] > 0)
+        {
+            var segment = NoiseLevels.Validate(sigmas);
+            return segment[..^1];
+        }
         return NoiseLevels.Validate(sigmas);
     }
 
