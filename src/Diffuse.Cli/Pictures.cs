@@ -57,11 +57,14 @@ public static class Pictures
     /// Writes images in the model range [−1, 1], [N, C, H, W], as a PNG grid of <paramref name="columns"/> per row, with
     /// optional labels left of the rows; small images are drawn at twice their size.
     /// </summary>
-    public static void ImageGrid(string path, Tensor images, int columns, IReadOnlyList<string>? rowLabels = null)
+    public static void ImageGrid(string path, Tensor images, int columns, IReadOnlyList<string>? rowLabels = null, int? scale = null)
     {
         int n = (int)images.shape[0], c = (int)images.shape[1], h = (int)images.shape[2], w = (int)images.shape[3];
-        Figures.SaveImageGrid(path, ToUnit(images), n, c, h, w, Math.Min(columns, n), scale: h < 64 ? 2 : 1, rowLabels: rowLabels);
+        Figures.SaveImageGrid(path, ToUnit(images), n, c, h, w, Math.Min(columns, n), scale: scale ?? DefaultScale(h), rowLabels: rowLabels);
     }
+
+    /// <summary>How many screen pixels a side each image pixel takes in grids by default: 2 below 64 pixels, else 1.</summary>
+    public static int DefaultScale(int height) => height < 64 ? 2 : 1;
 
     /// <summary>Model-range images [N, C, H, W] to [0, 1] pixel floats for the picture writers (clamped).</summary>
     public static float[] ToUnit(Tensor images)

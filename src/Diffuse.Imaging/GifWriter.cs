@@ -10,8 +10,11 @@ namespace Diffuse.Imaging;
 /// </summary>
 /// <remarks>
 /// All frames share one global palette of 256 colours: the exact colours when the frames hold no more, otherwise a
-/// median-cut palette (no dithering, so flat plot colours stay flat). Transparent pixels are composited over white.
-/// Pixel data is LZW-compressed as the GIF89a specification prescribes.
+/// median-cut palette of 255 (no dithering, so flat plot colours stay flat). Transparent pixels are composited over
+/// white. Each frame after the first is stored as the rectangle that holds every pixel that changed since the frame
+/// before, with the unchanged pixels inside it marked transparent when the palette has a free entry (disposal "leave
+/// in place"), so that long runs of unchanged pixels cost almost nothing; a frame identical to the one before adds its
+/// time to it. Pixel data is LZW-compressed as the GIF89a specification prescribes.
 /// </remarks>
 public static class GifWriter
 {
@@ -28,14 +31,41 @@ public static class GifWriter
         AtomicWrite.Bytes(path, gif);
     }
 
+    /// <summary>Writes the frames as an animated GIF with a time per frame, atomically.</summary>
+    /// <param name="path">The GIF file to write (its folder is created when missing).</param>
+    /// <param name="frames">The frames, all the same size; not modified or disposed.</param>
+    /// <param name="delaysCentiseconds">Time each frame is shown, in hundredths of a second (0 to 65535), one per frame.</param>
+    /// <param name="loop">Repeat forever (NETSCAPE2.0 extension); otherwise play once.</param>
+    /// <exception cref="ArgumentException">No frames, frames of different sizes, or a delay out of range or missing.</exception>
+    public static void Save(string path, IReadOnlyList<SKBitmap> frames, IReadOnlyList<int> delaysCentiseconds, bool loop = true)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        byte[] gif = Encode(frames, delaysCentiseconds, loop);
+        AtomicWrite.Bytes(path, gif);
+    }
+
     /// <summary>Encodes the frames as an animated GIF in memory.</summary>
-    /// <inheritdoc cref="Save" path="/param[@name!='path']"/>
+    /// <inheritdoc cref="Save(string, IReadOnlyList{SKBitmap}, int, bool)" path="/param[@name!='path']"/>
     public static byte[] Encode(IReadOnlyList<SKBitmap> frames, int delayCentiseconds, bool loop = true)
     {
         ArgumentNullException.ThrowIfNull(frames);
+        return Encode(frames, Enumerable.Repeat(delayCentiseconds, frames.Count).ToArray(), loop);
+    }
+
+    /// <summary>Encodes the frames as an animated GIF in memory, with a time per frame.</summary>
+    /// <inheritdoc cref="Save(string, IReadOnlyList{SKBitmap}, IReadOnlyList{int}, bool)" path="/param[@name!='path']"/>
+    public static byte[] Encode(IReadOnlyList<SKBitmap> frames, IReadOnlyList<int> delaysCentiseconds, bool loop = true)
+    {
+        ArgumentNullException.ThrowIfNull(frames);
+        ArgumentNullException.ThrowIfNull(delaysCentiseconds);
         if (frames.Count == 0) throw new ArgumentException("an animation needs at least one frame.", nameof(frames));
-        ArgumentOutOfRangeException.ThrowIfNegative(delayCentiseconds);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(delayCentiseconds, ushort.MaxValue);
+        if (delaysCentiseconds.Count != frames.Count)
+            throw new ArgumentException($"{delaysCentiseconds.Count} delays were given for {frames.Count} frames.", nameof(delaysCentiseconds));
+        foreach (int delay in delaysCentiseconds)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(delay, nameof(delaysCentiseconds));
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(delay, ushort.MaxValue, nameof(delaysCentiseconds));
+        }
         for (int i = 0; i < frames.Count; i++)
         {
             if (frames[i] is null) throw new ArgumentException($"frame {i} is null.", nameof(frames));
@@ -57,6 +87,18 @@ public static class GifWriter
 
         // Frames are converted twice (palette, then pixels) rather than all held in memory at once.
         Palette palette = Palette.Build(frames.Select(ToRgbaOverWhite));
+        int? transparent = palette.Used < Palette.Size ? palette.Used : null;
+
+        // The frames as palette indices, identical neighbours merged into one longer frame.
+        var indexed = new List<(byte[] Pixels, int Delay)>();
+        for (int i = 0; i < frames.Count; i++)
+        {
+            byte[] pixels = palette.Map(ToRgbaOverWhite(frames[i]));
+            if (indexed.Count > 0 && pixels.AsSpan().SequenceEqual(indexed[^1].Pixels))
+                indexed[^1] = (indexed[^1].Pixels, Math.Min(ushort.MaxValue, indexed[^1].Delay + delaysCentiseconds[i]));
+            else
+                indexed.Add((pixels, delaysCentiseconds[i]));
+        }
 
         using var output = new MemoryStream();
         output.Write("GIF89a"u8);
@@ -73,23 +115,50 @@ public static class GifWriter
             output.Write("NETSCAPE2.0"u8);
             output.Write([0x03, 0x01, 0x00, 0x00, 0x00]); // sub-block: loop count 0 = forever
         }
-        foreach (SKBitmap frame in frames)
+        byte[]? previous = null;
+        foreach (var (pixels, delay) in indexed)
         {
-            // Graphic control extension: disposal 1 (leave in place), no transparency, the delay.
-            output.Write([0x21, 0xF9, 0x04, 0b0000_0100]);
-            WriteUInt16(output, delayCentiseconds);
-            output.Write([0x00, 0x00]);
-            // Image descriptor: the whole screen, no local colour table, not interlaced.
+            var (left, top, w, h) = previous is null ? (0, 0, width, height) : ChangedRectangle(previous, pixels, width, height);
+            var rectangle = new byte[w * h];
+            bool useTransparency = previous is not null && transparent is not null;
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                {
+                    int p = (top + y) * width + left + x;
+                    rectangle[y * w + x] = useTransparency && previous![p] == pixels[p] ? (byte)transparent!.Value : pixels[p];
+                }
+            // Graphic control extension: disposal 1 (leave in place), the transparency flag, the delay, the transparent index.
+            output.Write([0x21, 0xF9, 0x04, (byte)(0b0000_0100 | (useTransparency ? 1 : 0))]);
+            WriteUInt16(output, delay);
+            output.Write([useTransparency ? (byte)transparent!.Value : (byte)0, 0x00]);
+            // Image descriptor: the changed rectangle, no local colour table, not interlaced.
             output.WriteByte(0x2C);
-            WriteUInt16(output, 0);
-            WriteUInt16(output, 0);
-            WriteUInt16(output, width);
-            WriteUInt16(output, height);
+            WriteUInt16(output, left);
+            WriteUInt16(output, top);
+            WriteUInt16(output, w);
+            WriteUInt16(output, h);
             output.WriteByte(0);
-            LzwEncoder.Write(output, palette.Map(ToRgbaOverWhite(frame)));
+            LzwEncoder.Write(output, rectangle);
+            previous = pixels;
         }
         output.WriteByte(0x3B);
         return output.ToArray();
+    }
+
+    /// <summary>The smallest rectangle (left, top, width, height) holding every pixel that differs; never empty.</summary>
+    private static (int Left, int Top, int Width, int Height) ChangedRectangle(byte[] before, byte[] after, int width, int height)
+    {
+        int minX = width, minY = height, maxX = -1, maxY = -1;
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+                if (before[y * width + x] != after[y * width + x])
+                {
+                    minX = Math.Min(minX, x);
+                    maxX = Math.Max(maxX, x);
+                    minY = Math.Min(minY, y);
+                    maxY = Math.Max(maxY, y);
+                }
+        return maxX < 0 ? (0, 0, 1, 1) : (minX, minY, maxX - minX + 1, maxY - minY + 1);
     }
 
     private static void WriteUInt16(Stream stream, int value)

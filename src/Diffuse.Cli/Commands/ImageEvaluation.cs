@@ -152,11 +152,11 @@ public static class ImageEvaluation
     /// <summary>The classifier shipped for <paramref name="data"/> (models/classifiers/&lt;name&gt;.safetensors next to the program).</summary>
     internal static string DefaultFeatures(string data)
     {
-        string? path = NpmDatasets.IsKnown(data) ? Path.Combine(ModelFolders.ShippedRoot, "classifiers", data.ToLowerInvariant() + ".safetensors") : null;
+        string? path = ImageSources.IsNamedDataset(data) ? Path.Combine(ModelFolders.ShippedRoot, "classifiers", data.ToLowerInvariant() + ".safetensors") : null;
         if (path is not null && File.Exists(path)) return path;
         throw new DiffuseException(
             $"no feature network is known for {data}: give --features a safetensors file (a Diffuse feature classifier trained on this data, or pytorch-fid's Inception-v3 for FID; see docs/metrics.md). " +
-            "Classifiers ship for fashion-mnist and mnist; 'dotnet run --project bench/Diffuse.Bench -c Release -- train-classifier <fashion-mnist|mnist> <out.safetensors>' trains one.");
+            "Classifiers ship for fashion-mnist, mnist and emoji; 'dotnet run --project bench/Diffuse.Bench -c Release -- train-classifier <fashion-mnist|mnist|emoji|emoji-google> <out.safetensors>' trains one.");
     }
 
     /// <summary>

@@ -38,8 +38,13 @@ public sealed class SampleSettings : SamplerSettings
 
     /// <summary>Animation.</summary>
     [CommandOption("--animation <FILE>")]
-    [Description("Images: also write a GIF of the reverse process (the grid at every step, noise condensing into images).")]
+    [Description("Images: also write a GIF of the reverse process (noise condensing into the first images of the grid, at most 100; frames spaced by visible change, each labelled with its step).")]
     public string? Animation { get; init; }
+
+    /// <summary>Scale.</summary>
+    [CommandOption("--scale <N>")]
+    [Description("Images: draw each pixel as N×N pixels, 1 to 16 (grids: default 2 for images under 64 pixels, else 1; the animation: default 1, to keep the GIF small).")]
+    public int? Scale { get; init; }
 }
 
 /// <summary><c>diffuse sample</c>.</summary>
@@ -57,7 +62,7 @@ public sealed class SampleCommand : Command<SampleSettings>
         settings.ApplyThreads(model.IsImage);
         model.ClampToDataRange = !settings.NoClamp;
         if (model.IsImage) return SampleImages(model, folder, settings, cancellationToken);
-        foreach (var (given, name) in new[] { (settings.Class is not null, "--class"), (settings.Guidance is not null, "--guidance"), (settings.Animation is not null, "--animation") })
+        foreach (var (given, name) in new[] { (settings.Class is not null, "--class"), (settings.Guidance is not null, "--guidance"), (settings.Animation is not null, "--animation"), (settings.Scale is not null, "--scale") })
             if (given) throw new DiffuseException($"{name} applies to image models; {settings.Model} was trained on a table.");
         string extension = Path.GetExtension(settings.Out).ToLowerInvariant();
         if (extension != ".csv" && extension != ".png") throw new DiffuseException($"--out must end in .csv or .png (got '{settings.Out}').");
@@ -117,8 +122,10 @@ public sealed class SampleCommand : Command<SampleSettings>
         bool grid = extension == ".png";
         if (!grid && extension != "")
             throw new DiffuseException($"for images --out is a .png grid or a folder for one PNG per sample (got '{settings.Out}').");
-        if (settings.Animation is { } animation && !animation.EndsWith(".gif", StringComparison.OrdinalIgnoreCase))
-            throw new DiffuseException($"--animation must end in .gif (got '{animation}').");
+        if (settings.Animation is { } gifPath && !gifPath.EndsWith(".gif", StringComparison.OrdinalIgnoreCase))
+            throw new DiffuseException($"--animation must end in .gif (got '{gifPath}').");
+        if (settings.Scale is < 1 or > 16) throw new DiffuseException($"--scale must be 1 to 16 (got {settings.Scale}).");
+        int scale = settings.Scale ?? Pictures.DefaultScale((int)model.ExampleShape[1]);
         int classes = model.ClassCount;
         if (classes == 0 && (settings.Class is not null || settings.Guidance is not null))
             throw new DiffuseException($"{(settings.Class is not null ? "--class" : "--guidance")} needs a class-conditional model; {settings.Model} was trained without classes.");
@@ -149,23 +156,14 @@ public sealed class SampleCommand : Command<SampleSettings>
         RequireMemory(model, count);
         string what = labels is null ? "unconditional" : only is { } c ? $"class {c} ({model.ClassNames[(int)c]}), guidance {guidance:0.##}" : $"{classes} classes, guidance {guidance:0.##}";
         CliContext.Out.WriteLine($"sampler: {description}; {what}");
-        var frames = new List<Tensor>();
-        int steps = options.StepCount(model.Schedule);
-        int frameEvery = Math.Max(1, steps / 60);
-        try
+        using var animation = settings.Animation is null ? null : new ReverseAnimation(options.StepCount(model.Schedule), Math.Min(count, 100));
         {
             using var scope = NewDisposeScope();
-            Action<Diffuse.Sampling.SamplerStep>? onFrame = settings.Animation is null ? null : step =>
-            {
-                // The first batch's state at about 60 moments, in model range (z is variance-preserving, so ≈ [−1, 1]).
-                if (step.Step % frameEvery == 0 || step.Step == step.Count)
-                    if (frames.Count < (steps + frameEvery - 1) / frameEvery + 1 && frames.Sum(f => f.shape[0]) < Math.Min(count, 256L) * ((steps + frameEvery - 1) / frameEvery + 1))
-                        frames.Add(step.Z.narrow(0, 0, Math.Min(step.Z.shape[0], 100)).clamp(-1, 1).detach().clone().DetachFromDisposeScope());
-            };
+            Action<Diffuse.Sampling.SamplerStep>? onFrame = animation is null ? null : animation.Add;
             if (grid)
             {
                 var images = Generate(model, count, settings.Seed, options, cancellationToken, labels: labels, guidance: guidance, onStep: onFrame);
-                Pictures.ImageGrid(settings.Out!, images, columns, rowLabels);
+                Pictures.ImageGrid(settings.Out!, images, columns, rowLabels, scale);
                 CliContext.Out.WriteLine($"wrote a grid of {count} samples to {Path.GetFullPath(settings.Out!)}");
             }
             else
@@ -174,22 +172,12 @@ public sealed class SampleCommand : Command<SampleSettings>
                 SamplesFolder.Write(settings.Out!, batches, i => labels is null ? $"seed{settings.Seed}-{i:D5}.png" : $"seed{settings.Seed}-{i:D5}-class{labels[i]}.png");
                 CliContext.Out.WriteLine($"wrote {count} PNG files to {Path.GetFullPath(settings.Out!)} (sample i of seed s is seed<s>-<i>.png: the same seed and number give the same image)");
             }
-            if (settings.Animation is { } gif && frames.Count > 0)
+            if (settings.Animation is { } gif && animation is not null)
             {
-                int shown = (int)frames[0].shape[0];
-                int gifColumns = labels is not null && only is null ? columns : (int)Math.Ceiling(Math.Sqrt(shown));
-                int fc = (int)frames[0].shape[1], h = (int)frames[0].shape[2], w = (int)frames[0].shape[3];
-                var bitmaps = frames.Select(f => Figures.RenderImageGrid(Pictures.ToUnit(f), shown, fc, h, w, Math.Min(gifColumns, shown), scale: h < 64 ? 2 : 1)).ToList();
-                // Hold the last frame: repeat it so the finished images stay on screen for two seconds.
-                for (int r = 0; r < 20; r++) bitmaps.Add(bitmaps[^1]);
-                try { GifWriter.Save(gif, bitmaps, 8); }
-                finally { foreach (var b in bitmaps.Distinct()) b.Dispose(); }
-                CliContext.Out.WriteLine($"wrote the reverse process ({frames.Count} frames of the first {shown} samples) to {Path.GetFullPath(gif)}");
+                int gifColumns = labels is not null && only is null ? columns : (int)Math.Ceiling(Math.Sqrt(animation.Shown));
+                int written = animation.Save(gif, gifColumns, settings.Scale ?? 1);
+                CliContext.Out.WriteLine($"wrote the reverse process ({written} frames of the first {animation.Shown} samples, spaced by visible change) to {Path.GetFullPath(gif)} ({new FileInfo(gif).Length / 1024} KiB)");
             }
-        }
-        finally
-        {
-            foreach (var f in frames) f.Dispose();
         }
         return 0;
     }

@@ -368,6 +368,7 @@ public sealed class TrainCommand : Command<TrainSettings>
         var training = Training(s, TrainingConfig.Images);
         RequireMemory(training, network, [images.Channels, images.Height, images.Width]);
         CliContext.Err.WriteLine($"training on {images}");
+        if (images.Licence is { } licence) CliContext.Err.WriteLine($"data licence: {licence}");
         return Trainer.Create(images, training, Schedule(s), Parse.Prediction(s.Prediction), network, collective, Formulation(s, sigmaData: 0.5), s.TorchDevice());
     }
 

@@ -3,7 +3,8 @@ namespace Diffuse.Imaging.Gif;
 /// <summary>
 /// One 256-colour palette for every frame of an animation. Frames with at most 256 distinct colours keep them exactly;
 /// otherwise the colours are reduced by median cut (Heckbert, "Color image quantization for frame buffer display",
-/// 1982) on a 5-bit-per-channel histogram, splitting the box with the largest squared error each time.
+/// 1982) on a 5-bit-per-channel histogram, splitting the box with the largest squared error each time, into at most
+/// 255 colours, so that one entry stays free for a transparent index (<see cref="Used"/>).
 /// </summary>
 internal sealed class Palette
 {
@@ -12,15 +13,19 @@ internal sealed class Palette
     private readonly Dictionary<int, byte>? exact;
     private readonly byte[]? binToIndex;
 
-    private Palette(byte[] colors, Dictionary<int, byte>? exact, byte[]? binToIndex)
+    private Palette(byte[] colors, int used, Dictionary<int, byte>? exact, byte[]? binToIndex)
     {
         Colors = colors;
+        Used = used;
         this.exact = exact;
         this.binToIndex = binToIndex;
     }
 
     /// <summary>The palette as 256 RGB triples (unused entries are black).</summary>
     public byte[] Colors { get; }
+
+    /// <summary>How many entries the frames' pixels map to (0 … Used − 1); the others are free.</summary>
+    public int Used { get; }
 
     /// <summary>Builds the palette of frames given as RGBA bytes (alpha ignored), reading each frame once.</summary>
     public static Palette Build(IEnumerable<byte[]> frames)
@@ -53,7 +58,7 @@ internal sealed class Palette
             colors[index * 3 + 2] = (byte)rgb;
             index++;
         }
-        return new Palette(colors, distinct, null);
+        return new Palette(colors, distinct.Count, distinct, null);
     }
 
     /// <summary>Palette indices of one RGBA frame.</summary>
@@ -84,7 +89,7 @@ internal sealed class Palette
 
         // Boxes are ranges [Start, End) of `used`, reordered in place as they split.
         var boxes = new List<(int Start, int End)> { (0, used.Length) };
-        while (boxes.Count < Size)
+        while (boxes.Count < Size - 1)
         {
             int best = -1;
             double bestError = 0;
@@ -153,7 +158,7 @@ internal sealed class Palette
             }
             binToIndex[b] = (byte)nearest;
         }
-        return new Palette(colors, null, binToIndex);
+        return new Palette(colors, boxes.Count, null, binToIndex);
     }
 
     /// <summary>Count-weighted squared error of a box around its mean, and the channel with the largest spread.</summary>

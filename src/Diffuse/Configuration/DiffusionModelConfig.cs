@@ -23,8 +23,10 @@ namespace Diffuse.Configuration;
 /// no standardisation, <paramref name="Columns"/>, <paramref name="Mean"/> and <paramref name="Std"/> are empty); null for tables.
 /// </param>
 /// <param name="ClassNames">Names of the classes of labelled data (index = label); null when the data has no labels.</param>
+/// <param name="Licence">The data's licence and attribution when its source states one (<see cref="Data.Images.ImageDataset.Licence"/>), else null.</param>
 public sealed record DataDescription(string Source, string[] Columns, double[] Mean, double[] Std, int Count, string Fingerprint,
-    double Holdout = 0, double[]? Min = null, double[]? Max = null, int[]? ImageShape = null, string[]? ClassNames = null)
+    double Holdout = 0, double[]? Min = null, double[]? Max = null, int[]? ImageShape = null, string[]? ClassNames = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Licence = null)
 {
     /// <summary>Whether the model was trained on images.</summary>
     [JsonIgnore]

@@ -111,6 +111,8 @@ public sealed class FeatureClassifier : Module<Tensor, Tensor>, IImageFeatureNet
         "fashion-mnist" => "Fashion-MNIST",
         "mnist" => "MNIST",
         "cifar10" or "cifar-10" => "CIFAR-10",
+        "emoji" => "Twemoji",
+        "emoji-google" => "Noto Emoji",
         _ => dataset,
     };
 

@@ -82,7 +82,7 @@ public sealed partial class Trainer
             throw new DiffuseException($"the network is conditioned on {network.NumClasses} classes but {images.Source} has {classes}.");
         var description = new DataDescription(images.Source, Array.Empty<string>(), Array.Empty<double>(), Array.Empty<double>(), images.Count,
             DataFingerprint.Of(images), ImageShape: new[] { images.Channels, images.Height, images.Width },
-            ClassNames: network.NumClasses > 0 ? images.ClassNames : null);
+            ClassNames: network.NumClasses > 0 ? images.ClassNames : null, Licence: images.Licence);
         var config = new DiffusionModelConfig(network, schedule, prediction, description, training) { Formulation = formulation };
         config.Validate();
         CheckSameSetUp(config, collective);

@@ -172,7 +172,7 @@ public sealed class NpmDatasetsTests : IDisposable
             Assert.Equal(File.ReadAllBytes(Path.Combine(folder.File("a"), file)), File.ReadAllBytes(Path.Combine(folder.File("b"), file)));
     }
 
-    private static string WriteTarball(string packageRoot, string path)
+    internal static string WriteTarball(string packageRoot, string path)
     {
         using (var file = File.Create(path))
         using (var gzip = new GZipStream(file, CompressionLevel.Fastest))

