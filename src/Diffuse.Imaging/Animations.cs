@@ -3,7 +3,7 @@ using SkiaSharp;
 
 namespace Diffuse.Imaging;
 
-/// <summary>One frame of an animated image grid: pixels in [0, 1] laid out as for <see cref="Figures.SaveImageGrid"/>, and its caption.</summary>
+/// <summary>One frame of an animated image grid: pixels in [0, 1] laid out as for <see cref="Figures.SaveImageGrid(string, float[], int, int, int, int, int, int, int, IReadOnlyList{string}?)"/>, and its caption.</summary>
 /// <param name="Pixels">[count, channels, height, width] values in [0, 1].</param>
 /// <param name="Caption">The text drawn above the grid, e.g. "step 12 of 50".</param>
 public sealed record GridFrame(float[] Pixels, string Caption);
