@@ -5,14 +5,27 @@ namespace Diffuse.Tests.Hostile;
 
 /// <summary>
 /// Tiny trained model folders shared by the hostile-input tests (a 2-column table model and an 8×8 image model), and
-/// copies of them that a test may damage.
+/// copies of them that a test may damage. They are trained once per test run, whichever class asks first, and removed
+/// when the process ends; tests never change them, only their copies.
 /// </summary>
-public sealed class HostileModels : IDisposable
+public sealed class HostileModels
 {
-    private readonly TempDir _dir = new();
+    private static readonly Lazy<HostileModels> Shared = new(() => new HostileModels(0));
 
+    private readonly TempDir _dir;
+
+    /// <summary>The shared models (as a class fixture).</summary>
     public HostileModels()
     {
+        var shared = Shared.Value;
+        _dir = shared._dir;
+        (Table, Image, Benched) = (shared.Table, shared.Image, shared.Benched);
+    }
+
+    private HostileModels(int _)
+    {
+        _dir = new TempDir();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => _dir.Dispose();
         Table = Path.Combine(_dir.Path, "table");
         var table = Cli.Cli.Run("train", "--data", "moons", "--out", Table, "--steps", "5", "--batch", "32", "--width", "16", "--depth", "1",
             "--timesteps", "20", "--count", "200");
@@ -47,5 +60,4 @@ public sealed class HostileModels : IDisposable
         return copy;
     }
 
-    public void Dispose() => _dir.Dispose();
 }
