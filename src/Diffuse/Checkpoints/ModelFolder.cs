@@ -163,7 +163,8 @@ public sealed class ModelFolder
         }
         foreach (var stale in AtomicFile.StaleTemporaries(Path))
         {
-            System.IO.File.Delete(stale);
+            if (Directory.Exists(stale)) Directory.Delete(stale, recursive: true);
+            else System.IO.File.Delete(stale);
             done.Add($"removed {System.IO.Path.GetFileName(stale)}, a temporary file of a process that no longer runs");
         }
         return done;

@@ -56,35 +56,8 @@ public static class AtomicFile
     /// whose writing process no longer runs: leftovers of a process that was killed mid-write.
     /// </summary>
     /// <param name="folder">The folder to look in (not its subfolders).</param>
-    public static IEnumerable<string> StaleTemporaries(string folder)
-    {
-        if (!Directory.Exists(folder)) yield break;
-        foreach (string path in Directory.EnumerateFiles(folder, ".*.tmp"))
-        {
-            var parts = Path.GetFileName(path).Split('.');
-            // "", name parts…, pid, guid, "tmp"
-            if (parts.Length < 5 || parts[^2].Length != 32 || !int.TryParse(parts[^3], out int pid)) continue;
-            if (pid == Environment.ProcessId || IsRunning(pid)) continue;
-            yield return path;
-        }
-    }
-
-    private static bool IsRunning(int pid)
-    {
-        try
-        {
-            using var process = System.Diagnostics.Process.GetProcessById(pid);
-            return !process.HasExited;
-        }
-        catch (ArgumentException)
-        {
-            return false;
-        }
-        catch (InvalidOperationException)
-        {
-            return false;
-        }
-    }
+    public static IEnumerable<string> StaleTemporaries(string folder) =>
+        Directory.Exists(folder) ? StaleTemporaryFiles.Find(folder) : Array.Empty<string>();
 
     /// <summary>Writes bytes to <paramref name="path"/> atomically.</summary>
     public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes)

@@ -27,10 +27,12 @@ internal static partial class StaleTemporaryFiles
     [GeneratedRegex(@"^\..+\.(?<pid>[0-9]{1,10})\.[0-9a-f]{32}\.tmp$", RegexOptions.CultureInvariant)]
     private static partial Regex Pattern();
 
-    /// <summary>Removes the stale temporary files of <paramref name="folder"/>, once per folder and process.</summary>
-    internal static void Clean(string folder)
+    /// <summary>
+    /// The temporary files (and staging folders) of <paramref name="folder"/> whose writing process no longer runs; none
+    /// when the folder cannot be listed.
+    /// </summary>
+    internal static IReadOnlyList<string> Find(string folder)
     {
-        if (!Cleaned.TryAdd(Path.GetFullPath(folder), true)) return;
         IEnumerable<string> files;
         try
         {
@@ -39,13 +41,25 @@ internal static partial class StaleTemporaryFiles
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return;
+            return Array.Empty<string>();
         }
+        var stale = new List<string>();
         foreach (string path in files)
         {
             var match = Pattern().Match(Path.GetFileName(path));
             if (!match.Success || !int.TryParse(match.Groups["pid"].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int pid)) continue;
             if (pid == Environment.ProcessId || IsRunning(pid)) continue;
+            stale.Add(path);
+        }
+        return stale;
+    }
+
+    /// <summary>Removes the stale temporary files of <paramref name="folder"/>, once per folder and process.</summary>
+    internal static void Clean(string folder)
+    {
+        if (!Cleaned.TryAdd(Path.GetFullPath(folder), true)) return;
+        foreach (string path in Find(folder))
+        {
             try
             {
                 if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
