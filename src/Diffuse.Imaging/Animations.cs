@@ -11,6 +11,9 @@ public sealed record GridFrame(float[] Pixels, string Caption);
 /// <summary>Animations of image grids (the reverse process of a diffusion model), captioned and kept small.</summary>
 public static class Animations
 {
+    /// <summary>The per-channel tolerance (of 255) below which an animation frame leaves a pixel on screen as it is.</summary>
+    public const int Tolerance = 12;
+
     /// <summary>
     /// Chooses at most <paramref name="frames"/> of a sequence of states so that the frames are evenly spaced in visible
     /// change: with c_k the change from state k − 1 to state k (c_0 ignored) and C_k = c_1 + … + c_k, frame j is the first
@@ -56,6 +59,8 @@ public static class Animations
     /// <summary>
     /// Renders each frame as an image grid with its caption in a band above, and writes them as one GIF (a shared
     /// palette, frame differences; see <see cref="GifWriter"/>), the last frame held for <paramref name="holdLastCentiseconds"/>.
+    /// Every frame but the last is stored with a tolerance of <see cref="Tolerance"/> per channel (a pixel closer than
+    /// that to what is on screen is not redrawn); the last frame is exact.
     /// </summary>
     /// <param name="path">The GIF file to write.</param>
     /// <param name="frames">The frames; every frame's pixels have the same layout.</param>
@@ -81,7 +86,7 @@ public static class Animations
                 bitmaps.Add(Captioned(frame, count, channels, height, width, columns, scale));
             var delays = Enumerable.Repeat(delayCentiseconds, frames.Count).ToArray();
             delays[^1] = holdLastCentiseconds;
-            GifWriter.Save(path, bitmaps, delays);
+            GifWriter.Save(path, bitmaps, delays, tolerance: Tolerance);
         }
         finally
         {

@@ -14,7 +14,10 @@ namespace Diffuse.Imaging;
 /// white. Each frame after the first is stored as the rectangle that holds every pixel that changed since the frame
 /// before, with the unchanged pixels inside it marked transparent when the palette has a free entry (disposal "leave
 /// in place"), so that long runs of unchanged pixels cost almost nothing; a frame identical to the one before adds its
-/// time to it. Pixel data is LZW-compressed as the GIF89a specification prescribes.
+/// time to it. With a tolerance, a pixel whose palette colour is within it (in every channel) of the colour on screen
+/// counts as unchanged: a lossy temporal filter, bounded by the tolerance, that keeps the slowly drifting noise of a
+/// reverse process from being stored again in every frame; the last frame is always stored exactly. Pixel data is LZW-compressed as the GIF89a specification
+/// prescribes.
 /// </remarks>
 public static class GifWriter
 {
@@ -36,11 +39,15 @@ public static class GifWriter
     /// <param name="frames">The frames, all the same size; not modified or disposed.</param>
     /// <param name="delaysCentiseconds">Time each frame is shown, in hundredths of a second (0 to 65535), one per frame.</param>
     /// <param name="loop">Repeat forever (NETSCAPE2.0 extension); otherwise play once.</param>
-    /// <exception cref="ArgumentException">No frames, frames of different sizes, or a delay out of range or missing.</exception>
-    public static void Save(string path, IReadOnlyList<SKBitmap> frames, IReadOnlyList<int> delaysCentiseconds, bool loop = true)
+    /// <param name="tolerance">
+    /// 0 to store every frame exactly; otherwise the largest difference per channel (0–255) between a pixel's colour and
+    /// the colour already on screen that leaves the screen as it is (every frame but the last).
+    /// </param>
+    /// <exception cref="ArgumentException">No frames, frames of different sizes, a delay out of range or missing, or a tolerance outside 0–255.</exception>
+    public static void Save(string path, IReadOnlyList<SKBitmap> frames, IReadOnlyList<int> delaysCentiseconds, bool loop = true, int tolerance = 0)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        byte[] gif = Encode(frames, delaysCentiseconds, loop);
+        byte[] gif = Encode(frames, delaysCentiseconds, loop, tolerance);
         AtomicWrite.Bytes(path, gif);
     }
 
@@ -53,9 +60,11 @@ public static class GifWriter
     }
 
     /// <summary>Encodes the frames as an animated GIF in memory, with a time per frame.</summary>
-    /// <inheritdoc cref="Save(string, IReadOnlyList{SKBitmap}, IReadOnlyList{int}, bool)" path="/param[@name!='path']"/>
-    public static byte[] Encode(IReadOnlyList<SKBitmap> frames, IReadOnlyList<int> delaysCentiseconds, bool loop = true)
+    /// <inheritdoc cref="Save(string, IReadOnlyList{SKBitmap}, IReadOnlyList{int}, bool, int)" path="/param[@name!='path']"/>
+    public static byte[] Encode(IReadOnlyList<SKBitmap> frames, IReadOnlyList<int> delaysCentiseconds, bool loop = true, int tolerance = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(tolerance);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(tolerance, 255);
         ArgumentNullException.ThrowIfNull(frames);
         ArgumentNullException.ThrowIfNull(delaysCentiseconds);
         if (frames.Count == 0) throw new ArgumentException("an animation needs at least one frame.", nameof(frames));
@@ -89,11 +98,22 @@ public static class GifWriter
         Palette palette = Palette.Build(frames.Select(ToRgbaOverWhite));
         int? transparent = palette.Used < Palette.Size ? palette.Used : null;
 
-        // The frames as palette indices, identical neighbours merged into one longer frame.
+        // The frames as palette indices (what the screen shows after each), identical neighbours merged into one longer frame.
         var indexed = new List<(byte[] Pixels, int Delay)>();
         for (int i = 0; i < frames.Count; i++)
         {
             byte[] pixels = palette.Map(ToRgbaOverWhite(frames[i]));
+            if (tolerance > 0 && indexed.Count > 0 && i < frames.Count - 1)
+            {
+                byte[] shown = indexed[^1].Pixels, colours = palette.Colors;
+                for (int p = 0; p < pixels.Length; p++)
+                {
+                    int a = shown[p] * 3, b = pixels[p] * 3;
+                    if (Math.Abs(colours[a] - colours[b]) <= tolerance && Math.Abs(colours[a + 1] - colours[b + 1]) <= tolerance
+                        && Math.Abs(colours[a + 2] - colours[b + 2]) <= tolerance)
+                        pixels[p] = shown[p];
+                }
+            }
             if (indexed.Count > 0 && pixels.AsSpan().SequenceEqual(indexed[^1].Pixels))
                 indexed[^1] = (indexed[^1].Pixels, Math.Min(ushort.MaxValue, indexed[^1].Delay + delaysCentiseconds[i]));
             else

@@ -91,4 +91,29 @@ public class AnimationsTests
             File.Delete(path);
         }
     }
+
+    [Fact]
+    public void ATolerancePerChannelLeavesSmallChangesOnScreenButTheLastFrameIsExact()
+    {
+        // Three frames of a 20×20 grey ramp; the second adds +5 to every pixel (within 12), the third +40 (beyond it).
+        SKBitmap Ramp(int offset)
+        {
+            var b = new SKBitmap(new SKImageInfo(20, 20, SKColorType.Rgba8888, SKAlphaType.Premul));
+            for (int y = 0; y < 20; y++) for (int x = 0; x < 20; x++) { byte v = (byte)(x * 10 + offset); b.SetPixel(x, y, new SKColor(v, v, v)); }
+            return b;
+        }
+        using SKBitmap a = Ramp(0), b2 = Ramp(5), c = Ramp(5), d = Ramp(40);
+        byte[] gif = GifWriter.Encode([a, b2, c, d], [10, 10, 10, 10], tolerance: 12);
+        using var codec = SKCodec.Create(new MemoryStream(gif));
+        // The second and third frames change nothing on screen: merged into the first, which is shown 30 cs.
+        Assert.Equal(2, codec.FrameCount);
+        Assert.Equal(300, codec.FrameInfo[0].Duration);
+        var info = new SKImageInfo(20, 20, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var screen = new SKBitmap(info);
+        Assert.Equal(SKCodecResult.Success, codec.GetPixels(info, screen.GetPixels(), new SKCodecOptions(0)));
+        Assert.Equal(a.GetPixel(7, 3), screen.GetPixel(7, 3));
+        Assert.Equal(SKCodecResult.Success, codec.GetPixels(info, screen.GetPixels(), new SKCodecOptions(1, 0)));
+        for (int x = 0; x < 20; x++) Assert.Equal(d.GetPixel(x, 5), screen.GetPixel(x, 5));
+        Assert.Throws<ArgumentOutOfRangeException>(() => GifWriter.Encode([a], [10], tolerance: 256));
+    }
 }
