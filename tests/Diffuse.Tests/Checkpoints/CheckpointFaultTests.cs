@@ -218,12 +218,16 @@ public class CheckpointFaultTests
         using var dir = new TempDir();
         string reference = ReferenceRun.Value;
         var random = new Random(20261202);
+        // How long one uninterrupted process takes here (start-up included): the kills fall inside that span.
+        var clock = Stopwatch.StartNew();
+        using (var whole = StartCli(Path.Combine(dir.Path, "timing"))) whole.WaitForExit();
+        double span = clock.Elapsed.TotalMilliseconds;
         int killedMidRun = 0;
         for (int trial = 0; trial < 20; trial++)
         {
             string folder = Path.Combine(dir.Path, $"run{trial}");
             var job = StartCli(folder);
-            Thread.Sleep(random.Next(300, 2500));
+            Thread.Sleep((int)(span * (0.05 + 0.9 * random.NextDouble())));
             if (!job.HasExited)
             {
                 job.Kill();

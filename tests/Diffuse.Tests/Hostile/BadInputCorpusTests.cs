@@ -44,8 +44,17 @@ public class BadInputCorpusTests(HostileModels models) : IClassFixture<HostileMo
         new("other model's data", A("eval", "--model", "{table}", "--data", "rings"), 1, "the model was trained on 'moons', not 'rings'. Give --data moons."),
         new("weights of another shape", A("sample", "--model", "{table}", "--out", "{dir}/s.csv"), 1, "model.safetensors' does not fit this model",
             d => EditConfig(d, "table", """{"network":{"width":32}}""")),
-        new("corrupt weights", A("sample", "--model", "{table}", "--out", "{dir}/s.csv"), 1, "model.safetensors' is not a valid safetensors file",
+        new("corrupt weights", A("sample", "--model", "{table}", "--out", "{dir}/s.csv"), 1, "model.safetensors does not belong to the checkpoint",
             d => File.WriteAllBytes(Path.Combine(d, "table", "model.safetensors"), [16, 0, 0, 0, 0, 0, 0, 0, .. "[not an object]  "u8.ToArray()])),
+        new("corrupt weights in a folder without digests", A("sample", "--model", "{table}", "--out", "{dir}/s.csv"), 1, "model.safetensors' is not a valid safetensors file",
+            d =>
+            {
+                string config = Path.Combine(d, "table", "config.json");
+                var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(config))!.AsObject();
+                json.Remove("files");
+                File.WriteAllText(config, json.ToJsonString());
+                File.WriteAllBytes(Path.Combine(d, "table", "model.safetensors"), [16, 0, 0, 0, 0, 0, 0, 0, .. "[not an object]  "u8.ToArray()]);
+            }),
         new("corrupt sampler.json", A("sample", "--model", "{benched}", "--out", "{dir}/s.csv"), 1, "sampler.json is not a valid sampler record",
             d => Write(d, "benched/sampler.json", "{ not json")),
         new("unknown sampler in sampler.json", A("sample", "--model", "{benched}", "--out", "{dir}/s.csv"), 1, "names an unknown sampler 'lms'",
