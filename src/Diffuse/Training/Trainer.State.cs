@@ -130,6 +130,7 @@ public sealed partial class Trainer
             _importance = TimestepImportance.FromState(history);
         }
         Step = step;
+        _savedStep = step;
         var (losses, quartiles) = ModelFolder.ReadLosses(files.Resolve(Config, ModelFolder.LossFile), step, Quartiles);
         _losses.Clear();
         _losses.AddRange(losses);

@@ -193,7 +193,9 @@ public sealed partial class Trainer : IDisposable
             _buffer.AllReduce(_collective);   // one fused all-reduce: every gradient, the loss and the quartile sums
             loss = _buffer.Loss.item<float>();
             if (!double.IsFinite(loss))
-                throw new DiffuseException($"the training loss became {loss} at step {Step + 1}; the last checkpoint is intact. Lower {Param.Of("TrainingConfig.LearningRate")} or enable gradient clipping, then resume.");
+                throw new DiffuseException($"the training loss became {loss} at step {Step + 1}; "
+                    + (_savedStep >= 0 ? $"the checkpoint of step {_savedStep} is intact, but resuming would repeat the same steps. " : "no checkpoint was written yet. ")
+                    + $"Train again with a lower {Param.Of("TrainingConfig.LearningRate")}.");
             norm = _buffer.Gradients.norm().item<float>();
             if (training.GradientClip > 0)
             {

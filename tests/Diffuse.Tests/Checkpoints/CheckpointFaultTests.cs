@@ -139,6 +139,65 @@ public class CheckpointFaultTests
     }
 
     [Fact]
+    public void AFolderThatBecomesReadOnlyLeavesThePreviousCheckpointAndResumesExactly()
+    {
+        // Root ignores permission bits, so the refusal of a read-only file system is injected where it would surface.
+        using var data = ToyData.Sample(ToyDistribution.Moons, 400, 0);
+        var (reference, _) = Reference(data);
+        using var dir = new TempDir();
+        using (var first = NewTrainer(data)) first.Run(folder: dir.Path, stopAtStep: 8);
+        byte[] weights8 = File.ReadAllBytes(Path.Combine(dir.Path, ModelFolder.WeightsFile));
+        ModelFolder.FaultPoint = p => { if (p == "weights-written") throw new UnauthorizedAccessException("Access to the path is denied (read-only file system)."); };
+        try
+        {
+            using var second = Trainer.Resume(dir.Path, data);
+            var e = Assert.Throws<DiffuseException>(() => second.Run(folder: dir.Path));
+            Assert.Contains("read-only file system", e.Message);
+            Assert.Contains("The previous checkpoint is intact", e.Message);
+        }
+        finally
+        {
+            ModelFolder.FaultPoint = null;
+        }
+        Assert.Equal(8, AssertOneCompleteCheckpoint(dir.Path, weights8, reference));
+        using (var resumed = Trainer.Resume(dir.Path, data)) resumed.Run(folder: dir.Path);
+        Assert.Equal(reference, File.ReadAllBytes(Path.Combine(dir.Path, ModelFolder.WeightsFile)));
+    }
+
+    [Theory]
+    [InlineData("/proc/diffuse-test-run")]          // a file system that refuses every write, even root's
+    [InlineData("{file}")]                          // an existing file
+    [InlineData("{dangling}")]                      // a dangling symlink
+    public void AnUnwritableOutIsOneErrorBeforeAnyDataIsRead(string output)
+    {
+        using var dir = new TempDir();
+        string file = Path.Combine(dir.Path, "file");
+        File.WriteAllText(file, "not a folder");
+        string dangling = Path.Combine(dir.Path, "dangling");
+        File.CreateSymbolicLink(dangling, Path.Combine(dir.Path, "missing", "deeper"));
+        string target = output.Replace("{file}", file).Replace("{dangling}", dangling);
+        var clock = Stopwatch.StartNew();
+        // A CSV that does not exist: had the data been read first, the error would name it instead.
+        var result = MpiJobs.InProcessPlain("train", "--data", Path.Combine(dir.Path, "absent.csv"), "--out", target, "--steps", "2");
+        Assert.Equal(1, result.Code);
+        Assert.StartsWith("error: cannot write to", result.Err.TrimStart());
+        Assert.DoesNotContain("   at ", result.Err);
+        Assert.Equal("not a folder", File.ReadAllText(file));
+    }
+
+    [Fact]
+    public void ADivergingRunSaysWhetherACheckpointExistsAndAdvisesWhatWorks()
+    {
+        using var data = ToyData.Sample(ToyDistribution.Moons, 400, 0);
+        using var trainer = Trainer.Create(data, "moons", Settings with { LearningRate = 1e12, GradientClip = 0, WarmupSteps = 0 },
+            new ScheduleConfig(ScheduleKind.Linear, 50), network: new Diffuse.Models.MlpConfig(2, Width: 16, Depth: 1, TimeEmbedding: 8));
+        var e = Assert.Throws<DiffuseException>(() => trainer.Run());
+        Assert.Contains("no checkpoint was written yet", e.Message);
+        Assert.Contains("TrainingConfig.LearningRate", e.Message);
+        Assert.DoesNotContain("then resume", e.Message);
+    }
+
+    [Fact]
     public void WeightsOfAnotherRunAreRefusedNamingTheFile()
     {
         using var dir = new TempDir();
