@@ -16,7 +16,7 @@ internal sealed class ReverseAnimation : IDisposable
     public const int MaxStates = 200;
 
     /// <summary>The most frames in the GIF.</summary>
-    public const int Frames = 32;
+    public const int Frames = 16;
 
     private readonly List<(int Step, int Count, Tensor Z)> states = [];
     private readonly List<double> change = [];

@@ -293,7 +293,7 @@ public static class EmojiDatasets
     {
         if (size < 1 || size > package.Side || package.Side % size != 0)
             throw new DiffuseException(
-                $"{package.Name} images are {package.Side}×{package.Side}: the {Param.Of("EmojiDatasets.Load(size)", "size")} must divide {package.Side} "
+                $"{package.Name} images are {package.Side}×{package.Side}: {Param.Of("EmojiDatasets.Load(size)", "size")} must divide {package.Side} "
                 + $"(8, 16, 32 or 64; got {size}).");
     }
 
