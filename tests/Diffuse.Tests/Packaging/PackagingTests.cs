@@ -51,7 +51,8 @@ public sealed class PackagingTests(PackageFeed feed, ITestOutputHelper output) :
 
         long size = new FileInfo(feed.Package("Diffuse")).Length;
         output.WriteLine($"Diffuse {feed.Version}: {size / 1e6:F1} MB, {package.Entries.Sum(e => e.Length) / 1e6:F1} MB unpacked");
-        Assert.InRange(size, 1_000_000, 8_000_000);
+        // The shipped models (Fashion-MNIST, emoji and three classifiers, about 10 MB) and the assembly; far below any native library.
+        Assert.InRange(size, 1_000_000, 16_000_000);
     }
 
     [Fact]
