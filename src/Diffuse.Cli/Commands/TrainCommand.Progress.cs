@@ -1,15 +1,4 @@
-using System.ComponentModel;
-using Diffuse.Checkpoints;
-using Diffuse.Configuration;
-using Diffuse.Data;
-using Diffuse.Distributed;
-using Diffuse.Models;
-using Diffuse.Parameterization;
-using Diffuse.Runtime;
-using Diffuse.Schedules;
 using Diffuse.Training;
-using Spectre.Console.Cli;
-using static TorchSharp.torch;
 
 namespace Diffuse.Cli.Commands;
 
