@@ -34,7 +34,7 @@ public sealed partial class DiffusionModel
     /// <param name="seed">The seed; sample i depends only on (seed, i).</param>
     /// <param name="options">Sampler and steps (default: <see cref="DefaultSampler"/>).</param>
     /// <param name="classes">For a class-conditional model, the class of each sample; null samples unconditionally.</param>
-    /// <param name="guidance">Classifier-free guidance scale (default <see cref="SamplingDefaults.Guidance"/>).</param>
+    /// <param name="guidance">Classifier-free guidance scale s (default <see cref="SamplingDefaults.Guidance"/>; 1 is the conditional model, Ho and Salimans' w is s − 1; see <see cref="Denoisers.ClassifierFreeGuidance"/>).</param>
     /// <param name="progress">Receives progress after every step (on the thread pool, as <see cref="Progress{T}"/> posts it).</param>
     /// <param name="cancellationToken">Cancels the run.</param>
     public Task<Tensor> SampleAsync(int count, ulong seed, SamplerOptions? options = null, IReadOnlyList<long>? classes = null,
@@ -46,7 +46,7 @@ public sealed partial class DiffusionModel
     /// <param name="seed">The seed; image i depends only on (seed, i).</param>
     /// <param name="options">Sampler and steps (default: <see cref="DefaultSampler"/>).</param>
     /// <param name="classes">For a class-conditional model, the class of each image; null samples unconditionally.</param>
-    /// <param name="guidance">Classifier-free guidance scale (default <see cref="SamplingDefaults.Guidance"/>).</param>
+    /// <param name="guidance">Classifier-free guidance scale s (default <see cref="SamplingDefaults.Guidance"/>; 1 is the conditional model, Ho and Salimans' w is s − 1; see <see cref="Denoisers.ClassifierFreeGuidance"/>).</param>
     /// <param name="progress">Receives progress after every step.</param>
     /// <param name="cancellationToken">Cancels the run.</param>
     public Task<Tensor> SampleImagesAsync(int count, ulong seed, SamplerOptions? options = null, IReadOnlyList<long>? classes = null,

@@ -32,7 +32,7 @@ public sealed partial class DiffusionModel
     /// <param name="images">The data, in model units.</param>
     /// <param name="options">A deterministic sampler and its steps (default <see cref="DefaultEditingSampler"/>).</param>
     /// <param name="classes">The class of each image for a class-conditional model (−1 unconditional); null: unconditional.</param>
-    /// <param name="guidance">Guidance scale (default 1: inversion is most exact without guidance).</param>
+    /// <param name="guidance">Guidance scale s (default 1, the conditional model, Ho and Salimans' w = 0: inversion is most exact without guidance).</param>
     /// <param name="onStep">Called after every step of every batch.</param>
     /// <param name="batchSize">Images per batch.</param>
     /// <param name="cancellationToken">Stops after the current network evaluation.</param>
@@ -51,7 +51,7 @@ public sealed partial class DiffusionModel
     /// <param name="latents">The latents.</param>
     /// <param name="options">A deterministic sampler and its steps, the encoding's (default <see cref="DefaultEditingSampler"/>).</param>
     /// <param name="classes">The class of each row for a class-conditional model (−1 unconditional); null: unconditional.</param>
-    /// <param name="guidance">Guidance scale (default 1: inversion is most exact without guidance).</param>
+    /// <param name="guidance">Guidance scale s (default 1, the conditional model, Ho and Salimans' w = 0: inversion is most exact without guidance).</param>
     /// <param name="onStep">Called after every step of every batch.</param>
     /// <param name="batchSize">Rows per batch (does not change the result).</param>
     /// <param name="cancellationToken">Stops after the current network evaluation.</param>
@@ -73,7 +73,7 @@ public sealed partial class DiffusionModel
     /// <param name="seed">The seed of the noise.</param>
     /// <param name="options">Any sampler and its steps (default <see cref="DefaultEditingSampler"/>).</param>
     /// <param name="classes">The class of each row for a class-conditional model (−1 unconditional); null: unconditional.</param>
-    /// <param name="guidance">Guidance scale (default <see cref="SamplingDefaults.Guidance"/>).</param>
+    /// <param name="guidance">Guidance scale s (default <see cref="SamplingDefaults.Guidance"/>; 1 is the conditional model, Ho and Salimans' w is s − 1).</param>
     /// <param name="onStep">Called after every step of every batch.</param>
     /// <param name="first">Number of the first image's noise.</param>
     /// <param name="batchSize">Rows per batch (does not change the result).</param>
@@ -97,7 +97,7 @@ public sealed partial class DiffusionModel
     /// <param name="options">Any sampler and its steps (default <see cref="DefaultEditingSampler"/>).</param>
     /// <param name="schedule">RePaint's resampling (default: none, the replacement method).</param>
     /// <param name="classes">The class of each row for a class-conditional model (−1 unconditional); null: unconditional.</param>
-    /// <param name="guidance">Guidance scale (default <see cref="SamplingDefaults.Guidance"/>).</param>
+    /// <param name="guidance">Guidance scale s (default <see cref="SamplingDefaults.Guidance"/>; 1 is the conditional model, Ho and Salimans' w is s − 1).</param>
     /// <param name="onStep">Called after every step of every batch.</param>
     /// <param name="first">Number of the first image's noise.</param>
     /// <param name="batchSize">Rows per batch (does not change the result).</param>

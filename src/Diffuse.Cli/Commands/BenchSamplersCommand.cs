@@ -42,7 +42,7 @@ public sealed class BenchSamplersSettings : CommonSettings
 
     /// <summary>Guidance.</summary>
     [CommandOption("--guidance <W>")]
-    [Description("Images, class-conditional models: classifier-free guidance scale of every setting's samples (default 2, as 'diffuse sample').")]
+    [Description("Images, class-conditional models: classifier-free guidance scale s of every setting's samples (default 1.5, as 'diffuse sample'; Ho and Salimans' w = s − 1).")]
     public double? Guidance { get; init; }
 
     /// <summary>Steps of the reference.</summary>

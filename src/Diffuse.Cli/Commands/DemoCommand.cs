@@ -122,7 +122,7 @@ public sealed class DemoCommand : Command<DemoSettings>
             report.AppendLine($"-- {label}");
             report.AppendLine(metrics.Format());
         }
-        var bound = EvalCommand.ComputeBound(model, heldOut, DdpmVariance.Large, cancellationToken);
+        var bound = EvalCommand.ComputeBound(model, heldOut, DdpmVariance.Large, DecoderVariance.ClippedPosterior, cancellationToken);
         report.AppendLine(EvalCommand.FormatBound(bound, settings.Count));
         report.AppendLine($"wall time: {clock.Elapsed.TotalSeconds:F0} s");
         AtomicFile.WriteAllText(Path.Combine(folder, "metrics.txt"), report.ToString());

@@ -24,7 +24,7 @@ public class EditingSettings : SamplerSettings
 
     /// <summary>Guidance.</summary>
     [CommandOption("--guidance <W>")]
-    [Description("Classifier-free guidance scale w (0 unconditional, 1 plain conditional).")]
+    [Description("Classifier-free guidance scale s (0 unconditional, 1 plain conditional; Ho and Salimans' w = s − 1).")]
     public double? Guidance { get; init; }
 
     /// <summary>Resize.</summary>

@@ -39,7 +39,7 @@ public sealed class EvalSettings : SamplerSettings
 
     /// <summary>Guidance.</summary>
     [CommandOption("--guidance <W>")]
-    [Description("Images, class-conditional models: classifier-free guidance scale of the samples (default 2, as 'diffuse sample').")]
+    [Description("Images, class-conditional models: classifier-free guidance scale s of the samples (default 1.5, as 'diffuse sample'; 1 plain conditional; Ho and Salimans' w = s − 1).")]
     public double? Guidance { get; init; }
 
     /// <summary>JSON report.</summary>
@@ -66,6 +66,19 @@ public sealed class EvalSettings : SamplerSettings
     [CommandOption("--nll-variance <NAME>")]
     [Description("Reverse variance in the bound (--method vlb): large (β, default: the tight choice for continuous data) or small (β̃).")]
     public string? NllVariance { get; init; }
+
+    /// <summary>Decoder variance of the bound at t = 1.</summary>
+    [CommandOption("--nll-decoder-variance <NAME>")]
+    [Description("Fixed variance of the bound's decoder p(x | z_1) (--method vlb): clipped (β̃ of the second step, as Ho et al.'s and improved-diffusion's code: the convention of published bits/dim; default) or beta1 (β_1, Diffuse 0.1.0's).")]
+    public string? NllDecoderVariance { get; init; }
+
+    /// <summary>The decoder variance named by --nll-decoder-variance.</summary>
+    public DecoderVariance BoundDecoderVariance() => (NllDecoderVariance ?? "clipped").Trim().ToLowerInvariant() switch
+    {
+        "clipped" => DecoderVariance.ClippedPosterior,
+        "beta1" => DecoderVariance.FirstBeta,
+        _ => throw new DiffuseException($"--nll-decoder-variance must be one of clipped, beta1 (got '{NllDecoderVariance}')."),
+    };
 
     /// <summary>Likelihood method.</summary>
     [CommandOption("--method <NAME>")]
@@ -109,7 +122,7 @@ public sealed class EvalSettings : SamplerSettings
 
     /// <summary>Start of the flow.</summary>
     [CommandOption("--sigma-min <S>")]
-    [Description("--method ode: the noise level where the flow starts at the data (default: the first trained timestep's σ).")]
+    [Description("--method ode: the noise level where the flow starts at the data (default: the first trained timestep's σ, for 8-bit images at most 1e-3).")]
     public double? SigmaMin { get; init; }
 
     /// <summary>The likelihood method: true for the ODE, after checking that the options fit it.</summary>
@@ -126,6 +139,7 @@ public sealed class EvalSettings : SamplerSettings
                           || Probe is not null || ExactTrace || SigmaMin is not null;
         if (odeOptions && !ode) throw new DiffuseException("--ode-steps, --adaptive, --rtol, --atol, --hutchinson, --probe, --exact-trace and --sigma-min apply to --method ode.");
         if (ode && NllVariance is not null) throw new DiffuseException("--nll-variance applies to the variational bound (--method vlb), not to --method ode.");
+        if (ode && NllDecoderVariance is not null) throw new DiffuseException("--nll-decoder-variance applies to the variational bound (--method vlb), not to --method ode.");
         if ((Rtol is not null || Atol is not null) && !Adaptive) throw new DiffuseException("--rtol and --atol apply to --adaptive.");
         if (Adaptive && OdeSteps is not null) throw new DiffuseException("--ode-steps sets the fixed-step solver; --adaptive chooses its own steps: give one of them.");
         if (ExactTrace && (Hutchinson is not null || Probe is not null)) throw new DiffuseException("--exact-trace needs no Hutchinson probes: drop --hutchinson and --probe.");
@@ -161,6 +175,7 @@ public sealed class EvalCommand : Command<EvalSettings>
         CliContext.RequireSingleProcess("eval");
 
         var boundVariance = Parse.Enum<DdpmVariance>("--nll-variance", settings.NllVariance ?? "large");
+        settings.BoundDecoderVariance();
         bool ode = settings.UsesOde();
         var odeOptions = ode ? settings.ToOdeOptions() : null;
         string folder = ModelFolders.Resolve(settings.Model);
@@ -193,8 +208,8 @@ public sealed class EvalCommand : Command<EvalSettings>
             }
             else
             {
-                CliContext.Out.WriteLine($"nll method: vlb (variational bound, an upper bound): reverse variance {boundVariance.ToString().ToLowerInvariant()}, all {model.Schedule.Timesteps} timesteps");
-                var bound = ComputeBound(model, heldOut, boundVariance, cancellationToken);
+                CliContext.Out.WriteLine($"nll method: vlb (variational bound, an upper bound): reverse variance {boundVariance.ToString().ToLowerInvariant()}, decoder σ² = {ImageEvaluation.DecoderVarianceName(settings.BoundDecoderVariance())} at t = 1, all {model.Schedule.Timesteps} timesteps");
+                var bound = ComputeBound(model, heldOut, boundVariance, settings.BoundDecoderVariance(), cancellationToken);
                 CliContext.Out.WriteLine(FormatBound(bound, (int)heldOut.shape[0]) + $"; {Parse.F(clock.Elapsed.TotalSeconds, 1)} s");
             }
         }
@@ -234,8 +249,9 @@ public sealed class EvalCommand : Command<EvalSettings>
         $"{result.Method}; {result.FunctionEvaluations} network evaluations per point; {Parse.F(seconds, 1)} s";
 
     /// <summary>The bound with a progress bar.</summary>
-    public static BoundResult ComputeBound(DiffusionModel model, Tensor data, DdpmVariance variance, CancellationToken cancellationToken) =>
-        WithProgress("t", cancellationToken, progress => model.Bound(data, 0, variance, progress));
+    public static BoundResult ComputeBound(DiffusionModel model, Tensor data, DdpmVariance variance, DecoderVariance decoderVariance,
+        CancellationToken cancellationToken) =>
+        WithProgress("t", cancellationToken, progress => model.Bound(data, decoderVariance, 0, variance, progress));
 
     /// <summary>One line describing the bound.</summary>
     public static string FormatBound(BoundResult bound, int rows) =>

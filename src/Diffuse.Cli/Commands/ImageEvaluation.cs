@@ -239,8 +239,8 @@ public static class ImageEvaluation
             int batch = k > 0 ? 10 : 250;
             int terms = k > 0 ? k + 1 : T;
             string how = k > 0 ? $"{k} of the {T - 1} diffusion terms per batch of {batch} images (stratified, unbiased) plus the decoder and prior" : $"{T} terms per image";
-            CliContext.Out.WriteLine($"nll method: vlb (variational bound with the discretised decoder, Ho et al. 2020 §3.3): {how}, {images.Count} test images ({(long)terms * images.Count} network evaluations)");
-            var bound = EvalCommand.WithProgress("t", cancellationToken, progress => model.Bound(images, settings.Seed, boundVariance, progress, batch, k));
+            CliContext.Out.WriteLine($"nll method: vlb (variational bound with the discretised decoder, Ho et al. 2020 §3.3; decoder σ² = {DecoderVarianceName(settings.BoundDecoderVariance())} at t = 1): {how}, {images.Count} test images ({(long)terms * images.Count} network evaluations)");
+            var bound = EvalCommand.WithProgress("t", cancellationToken, progress => model.Bound(images, settings.BoundDecoderVariance(), settings.Seed, boundVariance, progress, batch, k));
             string termsNote = k > 0 ? $"{k} sampled terms of T = {T} per batch" : $"T = {T} terms each";
             line = $"test-split NLL bound: {Parse.F(bound.BitsPerDim, 3)} ± {Parse.F(bound.BitsStdError, 3)} bits/dim ({images.Count} images, {termsNote}, {variance})";
             parts = $"per dim: prior {Bits(bound.PriorNatsPerDim, 5)}, diffusion {Bits(bound.DiffusionNatsPerDim)}, decoder {Bits(bound.DecoderNatsPerDim)} bits";
@@ -248,6 +248,9 @@ public static class ImageEvaluation
         CliContext.Out.WriteLine(line);
         CliContext.Out.WriteLine($"  {parts}; {Parse.F(clock.Elapsed.TotalSeconds, 1)} s");
     }
+
+    /// <summary>The decoder's variance at t = 1 as the bound's description line names it.</summary>
+    public static string DecoderVarianceName(DecoderVariance variance) => variance == DecoderVariance.FirstBeta ? "β_1" : "β̃_2";
 
     private static string Bits(double natsPerDim, int digits = 3) => Parse.F(natsPerDim / Math.Log(2), digits);
 }

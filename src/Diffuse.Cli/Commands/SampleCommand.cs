@@ -33,7 +33,7 @@ public sealed class SampleSettings : SamplerSettings
 
     /// <summary>Guidance.</summary>
     [CommandOption("--guidance <W>")]
-    [Description("Classifier-free guidance scale w: ε = ε_uncond + w·(ε_cond − ε_uncond); 0 unconditional, 1 plain conditional, larger = more typical of the class, less varied (default 1.5).")]
+    [Description("Classifier-free guidance scale s: ε = ε_uncond + s·(ε_cond − ε_uncond), as diffusers' guidance_scale; 0 unconditional, 1 plain conditional, larger = more typical of the class, less varied (default 1.5). Ho and Salimans (2022) write w = s − 1.")]
     public double? Guidance { get; init; }
 
     /// <summary>Animation.</summary>

@@ -18,9 +18,10 @@ public interface IConditionalDenoiser
 }
 
 /// <summary>
-/// Classifier-free guidance (Ho and Salimans 2022, eq. 6) as a decorator: ε̃ = ε_uncond + w·(ε_cond − ε_uncond), and x0
-/// from ε̃ through the conversion core. w = 0 is the unconditional model, w = 1 the conditional one, w &gt; 1 trades
-/// diversity for fidelity. It turns a conditional denoiser and the labels of one batch into a plain
+/// Classifier-free guidance (Ho and Salimans 2022, eq. 6) as a decorator: ε̃ = ε_uncond + s·(ε_cond − ε_uncond), and x0
+/// from ε̃ through the conversion core. The scale s is diffusers' <c>guidance_scale</c>; the paper writes
+/// ε̃ = (1 + w)·ε_cond − w·ε_uncond, so its w is s − 1 (Diffuse's default 1.5 is the paper's 0.5). s = 0 is the
+/// unconditional model, s = 1 the conditional one (the paper's w = 0), s &gt; 1 trades diversity for fidelity. It turns a conditional denoiser and the labels of one batch into a plain
 /// <see cref="IDenoiser"/>, so every sampler works with guidance unchanged.
 /// </summary>
 public sealed class ClassifierFreeGuidance : IDenoiser, ISigmaDenoiser
@@ -29,7 +30,10 @@ public sealed class ClassifierFreeGuidance : IDenoiser, ISigmaDenoiser
     private readonly Tensor _classes;
     private readonly double _scale;
 
-    /// <summary>Guides <paramref name="inner"/> towards <paramref name="classes"/> [B] with scale <paramref name="scale"/>.</summary>
+    /// <summary>
+    /// Guides <paramref name="inner"/> towards <paramref name="classes"/> [B] with scale <paramref name="scale"/> = s
+    /// (1 the conditional model; Ho and Salimans' w = s − 1).
+    /// </summary>
     public ClassifierFreeGuidance(IConditionalDenoiser inner, Tensor classes, double scale)
     {
         if (double.IsNaN(scale) || scale < 0) throw new DiffuseException($"the guidance scale must be zero or positive (got {scale}).");

@@ -28,7 +28,10 @@ public enum HutchinsonProbe
 /// </param>
 /// <param name="ExactTrace">Compute the divergence exactly, with one backward pass per dimension, instead of by Hutchinson's estimator (at most <see cref="OdeLikelihoodOptions.MaxExactTraceDimensions"/> dimensions).</param>
 /// <param name="Probe">The distribution of the Hutchinson probes.</param>
-/// <param name="SigmaMin">The noise level where the flow starts at the data (default: σ of the first trained timestep).</param>
+/// <param name="SigmaMin">
+/// The noise level where the flow starts at the data (default: σ of the first trained timestep, and for dequantised 8-bit
+/// data at most <see cref="OdeLikelihood.DequantizedSigmaMin"/>; see <see cref="OdeLikelihood.DefaultSigmaMin"/>).
+/// </param>
 /// <param name="BatchSize">Data points integrated together.</param>
 public sealed record OdeLikelihoodOptions(int Steps = 100, int HutchinsonSamples = 1, bool Adaptive = false, double Rtol = 1e-5,
     double Atol = 1e-5, bool Dequantize = false, bool ExactTrace = false, HutchinsonProbe Probe = HutchinsonProbe.Rademacher,
@@ -143,7 +146,7 @@ public static class OdeLikelihood
             throw new DiffuseException($"the exact trace needs one backward pass per dimension; {dims} dimensions are too many (at most {OdeLikelihoodOptions.MaxExactTraceDimensions}): use Hutchinson probes.");
         if (options.Dequantize && logScalePerDim != 0)
             throw new DiffuseException("dequantised 8-bit data have a discrete likelihood: no change of units applies, so logScalePerDim must be 0.");
-        var (sigmaMin, sigmaMax) = SigmaRange(schedule, options.SigmaMin);
+        var (sigmaMin, sigmaMax) = SigmaRange(schedule, options.SigmaMin ?? DefaultSigmaMin(schedule, options.Dequantize));
         var workType = data.is_floating_point() ? data.dtype : ScalarType.Float32;
         var elementShape = data.shape.Skip(1).ToArray();
         double unitsPerDim = options.Dequantize ? -Math.Log(BinWidth) : logScalePerDim;
@@ -186,6 +189,19 @@ public static class OdeLikelihood
         return new LikelihoodResult(mean, Math.Sqrt(spread / count), prior.Average() / dims, flow.Average() / dims, unitsPerDim,
             total, count, dims, method, evaluations);
     }
+
+    /// <summary>
+    /// The highest default σ_min for dequantised 8-bit data: the bins are 2/255 ≈ 0.008 wide, so a start at σ_1 ≈ 0.01
+    /// (linear schedule, T = 1000) would smooth each value over more than its bin; Song et al. 2021 start at t = 10⁻⁵.
+    /// </summary>
+    public const double DequantizedSigmaMin = 1e-3;
+
+    /// <summary>
+    /// The default start of the flow: σ of timestep index 0, and for dequantised 8-bit data (<paramref name="dequantize"/>)
+    /// at most <see cref="DequantizedSigmaMin"/>.
+    /// </summary>
+    public static double DefaultSigmaMin(NoiseSchedule schedule, bool dequantize) =>
+        dequantize ? Math.Min(schedule.Sigma(0), DequantizedSigmaMin) : schedule.Sigma(0);
 
     /// <summary>
     /// The noise levels between which the flow is integrated: from <paramref name="sigmaMin"/> (default σ of timestep

@@ -45,6 +45,23 @@ public sealed class GaussianDecoder : IDataDecoder
     }
 }
 
+/// <summary>
+/// The fixed variance of the decoder p(x | z_1) that closes the variational bound (for a model that does not learn its
+/// variance; one that does uses its own at t = 1 in either case).
+/// </summary>
+public enum DecoderVariance
+{
+    /// <summary>
+    /// β̃_2, the posterior variance of the second step (Ho et al. 2020's code and improved-diffusion's
+    /// <c>posterior_log_variance_clipped</c>, which clip the β̃_1 = 0 of the first step to the second's, for either
+    /// reverse variance): the convention of published bits/dim tables, and the default.
+    /// </summary>
+    ClippedPosterior,
+
+    /// <summary>β_1, the variance of the first forward step (the convention of Diffuse 0.1.0's bound).</summary>
+    FirstBeta,
+}
+
 /// <summary>The variational bound over a data set, with its parts, per dimension.</summary>
 /// <param name="NatsPerDim">The bound −ELBO per dimension in nats, in the data's original units.</param>
 /// <param name="StdError">Standard error of <paramref name="NatsPerDim"/> across data points.</param>
@@ -68,7 +85,9 @@ public sealed record BoundResult(double NatsPerDim, double StdError, double Prio
 /// L = L_T + Σ_{t=2}^{T} L_{t−1} + L_0 with L_T = KL(q(z_T | x) ‖ N(0, I)),
 /// L_{t−1} = KL(q(z_{t−1} | z_t, x) ‖ p(z_{t−1} | z_t)) and L_0 = −log p(x | z_1), every term exact for its sampled z_t.
 /// The reverse step p(z_{t−1} | z_t) = N(μ̃(z_t, x̂0), σ_t²) uses the model's x0 estimate and DDPM's variance choice; the
-/// decoder's variance is β_1. A model that learns its variance (<see cref="DenoiserOutput.VarianceFraction"/>) uses its
+/// decoder's variance is β̃_2 by default, as in Ho et al.'s and improved-diffusion's code (see <see cref="DecoderVariance"/>).
+/// The noised state z_t is formed in double precision and handed to the network in single precision, so that
+/// 1 − ᾱ_t keeps its digits where ᾱ_t is close to 1. A model that learns its variance (<see cref="DenoiserOutput.VarianceFraction"/>) uses its
 /// own σ_t² at every step instead, and at t = 1 as the decoder's variance (Nichol and Dhariwal 2021, eq. 15). Every t is evaluated with its own z_t ~ q(z_t | x), so the estimate is unbiased, and
 /// the standard error is over data points.
 /// </summary>
@@ -111,7 +130,8 @@ public static class VariationalBound
     /// </summary>
     public static BoundResult Compute(IDenoiser denoiser, NoiseSchedule schedule, Tensor data, ulong seed,
         DdpmVariance variance = DdpmVariance.Small, IDataDecoder? decoder = null, double logScalePerDim = 0,
-        int batchSize = 4096, Action<int, int>? onProgress = null, int timestepSamples = 0)
+        int batchSize = 4096, Action<int, int>? onProgress = null, int timestepSamples = 0,
+        DecoderVariance decoderVariance = DecoderVariance.ClippedPosterior)
     {
         if (timestepSamples < 0) throw new DiffuseException($"the number of timesteps sampled per batch cannot be negative (got {timestepSamples}).");
         decoder ??= new GaussianDecoder();
@@ -123,6 +143,9 @@ public static class VariationalBound
         var diffusion = new double[count];
         var decoderTerm = new double[count];
         int T = schedule.Timesteps;
+        double fixedDecoderVariance = decoderVariance == DecoderVariance.FirstBeta || T < 2
+            ? schedule.Betas[0]
+            : GaussianProcess.Posterior(schedule.AlphaBar(1), schedule.AlphaBar(0)).Variance;
         int batches = (count + batchSize - 1) / batchSize;
         int evaluations = 0, totalEvaluations = batches * TimestepsOfBatch(T, timestepSamples, seed, 0).Steps.Length;
         using var noGrad = no_grad();
@@ -143,7 +166,7 @@ public static class VariationalBound
                 using var stepScope = NewDisposeScope();
                 double alphaBar = schedule.AlphaBar(n);
                 var eps = SeededNoise.Normal(seed, (ulong)n, start, size, elementShape, x.device);
-                var z = GaussianProcess.Noise(x, tensor(alphaBar, dtype: ScalarType.Float32, device: x.device), eps);
+                var z = NoisedState(x, alphaBar, eps);
                 var output = denoiser.Denoise(z, n);
                 var x0Hat = output.X0;
                 // A learned variance (Nichol and Dhariwal 2021, eq. 15) replaces DDPM's fixed choice, at every step.
@@ -153,9 +176,9 @@ public static class VariationalBound
                 double[] term;
                 if (n == 0)
                 {
-                    // L_0 with decoder mean x̂0(z_1) (the posterior mean at t = 1) and variance β_1 (or the learned one).
+                    // L_0 with decoder mean x̂0(z_1) (the posterior mean at t = 1) and the fixed or the learned variance.
                     term = (logVariance is null
-                        ? decoder.NegativeLogLikelihood(x, x0Hat, schedule.Betas[0])
+                        ? decoder.NegativeLogLikelihood(x, x0Hat, fixedDecoderVariance)
                         : decoder.NegativeLogLikelihood(x, x0Hat, logVariance.exp())).cpu().data<double>().ToArray();
                     for (int i = 0; i < size; i++) decoderTerm[start + i] = term[i];
                 }
@@ -179,5 +202,16 @@ public static class VariationalBound
         double variance2 = total.Sum(v => (v - mean) * (v - mean)) / (count - 1);
         return new BoundResult(mean, Math.Sqrt(variance2 / count), prior.Average() / dims, diffusion.Average() / dims,
             decoderTerm.Average() / dims + logScalePerDim, count, dims);
+    }
+
+    /// <summary>
+    /// z_t = √ᾱ_t·x + √(1 − ᾱ_t)·ε (Ho et al. 2020, eq. 4) formed in double precision, then rounded to single precision for
+    /// the network: in single precision ᾱ_t = 1 − 1e−4 keeps only about three digits of 1 − ᾱ_t, and 1 − 1e−8 none.
+    /// </summary>
+    public static Tensor NoisedState(Tensor x, double alphaBar, Tensor eps)
+    {
+        using var scope = NewDisposeScope();
+        var z = x.to_type(ScalarType.Float64) * Math.Sqrt(alphaBar) + eps.to_type(ScalarType.Float64) * Math.Sqrt(1 - alphaBar);
+        return z.to_type(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 }

@@ -17,7 +17,7 @@ namespace Diffuse.Sampling;
 /// For a class-conditional model, the class of each sample (Count labels, e.g. i % K for sample i); null samples
 /// unconditionally.
 /// </param>
-/// <param name="Guidance">Classifier-free guidance scale of the conditional samples (see <see cref="DiffusionModel.Sample"/>).</param>
+/// <param name="Guidance">Classifier-free guidance scale s of the conditional samples (1 the conditional model; Ho and Salimans' w is s − 1; see <see cref="Denoisers.ClassifierFreeGuidance"/>).</param>
 /// <param name="ReferenceSteps">
 /// Steps of the reference (DDPM) and of the ODE limit (DDIM), trailing timesteps; 0 (the default) for every trained
 /// timestep. Fewer steps make a cheaper but weaker reference, for image models where every timestep is expensive.

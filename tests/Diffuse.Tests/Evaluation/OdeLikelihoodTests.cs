@@ -238,6 +238,23 @@ public class OdeLikelihoodTests
     }
 
     [Fact]
+    public void DequantizedEightBitDataStartTheFlowAtMostAtOneThousandth()
+    {
+        // σ_1 ≈ 0.01 for the linear schedule at T = 1000, more than the bins' half-width 1/255: dequantised 8-bit data
+        // start at 1e-3 by default, continuous data at σ_1.
+        Assert.True(Schedule.Sigma(0) > 1e-3);
+        Assert.Equal(1e-3, OdeLikelihood.DefaultSigmaMin(Schedule, dequantize: true));
+        Assert.Equal(Schedule.Sigma(0), OdeLikelihood.DefaultSigmaMin(Schedule, dequantize: false));
+        var tiny = NoiseSchedule.FromBetas(new[] { 1e-8, 0.1, 0.5 });
+        Assert.Equal(tiny.Sigma(0), OdeLikelihood.DefaultSigmaMin(tiny, dequantize: true));
+        using var scope = NewDisposeScope();
+        var images = tensor(new double[] { 0, 17, 128, 255, 3, 90, 200, 64 }).reshape(2, 4) / 127.5 - 1;
+        var denoiser = SigmaDenoiser.From(new GaussianDenoiser(Schedule, new double[4], Enumerable.Repeat(0.3, 4).ToArray()), Schedule);
+        var result = OdeLikelihood.Compute(denoiser, Schedule, images, new OdeLikelihoodOptions(Steps: 2, Dequantize: true, ExactTrace: true), 0);
+        Assert.Contains("from σ = 0.001 ", result.Method);
+    }
+
+    [Fact]
     public void RepeatedCallsLeaveNoLiveTensors()
     {
         var data = GaussianData(30);

@@ -157,9 +157,11 @@ public class LearnedVarianceTests
         using var scope = NewDisposeScope();
         var data = ExactGaussianNetwork.Data(4, 64);
         var exact = new GaussianDenoiser(Schedule, ExactGaussianNetwork.Mean, ExactGaussianNetwork.Variance);
-        // f = 1 everywhere: Σ = β_t at every step and β_1 for the decoder, DDPM's large choice.
+        // f = 1 everywhere: Σ = β_t at every step and β_1 for the decoder, DDPM's large choice with the decoder variance β_1
+        // (the fixed-variance bound's default decoder variance is β̃_2, as in improved-diffusion, whose learned range also
+        // ends at β_1).
         var learnedLarge = VariationalBound.Compute(ExactGaussianNetwork.Denoiser(Schedule, z => ones_like(z)), Schedule, data, 5);
-        var large = VariationalBound.Compute(exact, Schedule, data, 5, DdpmVariance.Large);
+        var large = VariationalBound.Compute(exact, Schedule, data, 5, DdpmVariance.Large, decoderVariance: DecoderVariance.FirstBeta);
         Assert.Equal(large.NatsPerDim, learnedLarge.NatsPerDim, 5);
         // f = 0: Σ = β̃ at every step but the first, whose decoder variance is the clipped β̃ instead of β_1.
         var learnedSmall = VariationalBound.Compute(ExactGaussianNetwork.Denoiser(Schedule, z => -ones_like(z)), Schedule, data, 5);

@@ -65,7 +65,7 @@ public class HybridLossTests
         var total = zeros(count, dtype: ScalarType.Float64);
         for (int n = 0; n < Schedule.Timesteps; n++)
         {
-            var z = GaussianProcess.Noise(data, tensor((float)Schedule.AlphaBar(n)), SeededNoise.Normal(seed, (ulong)n, 0, count, new long[] { 2 }));
+            var z = VariationalBound.NoisedState(data, Schedule.AlphaBar(n), SeededNoise.Normal(seed, (ulong)n, 0, count, new long[] { 2 }));
             var (prediction, v) = LearnedVariance.Split(network.call(z, full(count, (float)n)), 2);
             total += HybridLoss.VlbTerm(Schedule, Prediction.X0, data, z, full(count, (long)n), prediction, v.to_type(ScalarType.Float64));
         }
