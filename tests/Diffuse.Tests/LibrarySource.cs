@@ -29,6 +29,22 @@ internal static class LibrarySource
     /// <summary>The literals that are the first argument of <c>Param.Of</c>: the parameter names the messages use.</summary>
     internal static IEnumerable<Literal> ParameterNames => Literals.Where(l => l.CodeBefore.EndsWith("Param.Of(", StringComparison.Ordinal));
 
+    /// <summary>
+    /// The code of every .cs file under <paramref name="folder"/> (relative path, code), with comments and string
+    /// literals left out, and white space too ("usingDiffuse.Sampling;", "newRandom(") unless <paramref name="keepWhiteSpace"/>.
+    /// </summary>
+    internal static IReadOnlyList<(string File, string Code)> CodeOf(string folder, bool keepWhiteSpace = false) => Directory
+        .EnumerateFiles(folder, "*.cs", SearchOption.AllDirectories)
+        .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}") && !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}"))
+        .Order(StringComparer.Ordinal)
+        .Select(f =>
+        {
+            var lexer = new Lexer(Path.GetRelativePath(folder, f), File.ReadAllText(f), countParamOf: false, keepWhiteSpace);
+            lexer.Run();
+            return (Path.GetRelativePath(folder, f), lexer.CodeRead);
+        })
+        .ToArray();
+
     private static string FindFolder()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
@@ -36,7 +52,7 @@ internal static class LibrarySource
         throw new InvalidOperationException("the repository root (Diffuse.slnx) is not above the test binaries.");
     }
 
-    private sealed class Lexer(string file, string s)
+    private sealed class Lexer(string file, string s, bool countParamOf = true, bool keepWhiteSpace = false)
     {
         private readonly List<Literal> _literals = new();
         private readonly StringBuilder _code = new();
@@ -46,10 +62,14 @@ internal static class LibrarySource
         {
             Code(inHole: false);
             string code = _code.ToString();
+            if (!countParamOf) return _literals;
             for (int at = code.IndexOf("Param.Of(", StringComparison.Ordinal); at >= 0; at = code.IndexOf("Param.Of(", at + 1, StringComparison.Ordinal))
                 ParamOfCalls++;
             return _literals;
         }
+
+        /// <summary>The code read so far, without comments, literals and white space.</summary>
+        public string CodeRead => _code.ToString();
 
         private char At(int offset) => _i + offset < s.Length ? s[_i + offset] : '\0';
 
@@ -74,7 +94,7 @@ internal static class LibrarySource
                 {
                     if (inHole && c == '{') depth++;
                     if (inHole && c == '}' && depth-- == 0) return;
-                    if (!char.IsWhiteSpace(c)) _code.Append(c);
+                    if (keepWhiteSpace || !char.IsWhiteSpace(c)) _code.Append(c);
                     _i++;
                 }
             }

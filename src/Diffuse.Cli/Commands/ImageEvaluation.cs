@@ -32,9 +32,9 @@ public static class ImageEvaluation
     public const int MemorizationPairs = 16;
 
     // Streams of SeededNoise.Permutation for the three real subsets, so that each is its own seeded draw.
-    internal const ulong ReferenceStream = 0x72656665; // "refe"
-    internal const ulong FloorStream = 0x666C6F6F;     // "floo"
-    private const ulong NllStream = 0x6E6C6C73;       // "nlls"
+    internal const ulong ReferenceStream = StreamDomains.ImageReference;
+    internal const ulong FloorStream = StreamDomains.ImageFloor;
+    private const ulong NllStream = StreamDomains.ImageLikelihood;
 
     /// <summary>Runs the evaluation and prints it; returns the exit code.</summary>
     public static int Run(DiffusionModel model, string folder, EvalSettings settings, DdpmVariance boundVariance,

@@ -59,7 +59,7 @@ public static class TabularSource
         int n = (int)rows.shape[0];
         int held = (int)Math.Ceiling(fraction * n);
         if (held < 1 || n - held < 2) throw new DiffuseException($"{n} rows are too few to hold out {fraction:P0} and still train; add rows or use {Param.Of("TabularSource.Split(fraction) = 0", "every row for training")}.");
-        var permutation = SeededNoise.Permutation(SplitSeed, 0, n).Select(i => (long)i).ToArray();
+        var permutation = SeededNoise.Permutation(SplitSeed, StreamDomains.TabularSplit, n).Select(i => (long)i).ToArray();
         using var index = tensor(permutation);
         return (rows.index_select(0, index.narrow(0, 0, n - held)), rows.index_select(0, index.narrow(0, n - held, held)));
     }

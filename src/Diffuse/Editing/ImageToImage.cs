@@ -39,7 +39,7 @@ public static class ImageToImage
         double sigma = path.Sigmas[skipped];
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var noise = SeededNoise.Normal(seed, 0, first, (int)data.shape[0], data.shape.AsSpan(1), data.device).to_type(data.dtype);
+        var noise = SeededNoise.Normal(seed, StreamDomains.InitialNoise, first, (int)data.shape[0], data.shape.AsSpan(1), data.device).to_type(data.dtype);
         var start = skipped == 0 ? noise : Forward(data, sigma, noise);
         var result = SigmaSamplers.Run(path.Kind, denoiser, start, path.Sigmas[skipped..], new StepNoise(seed, first, skipped),
             EditingPath.StepOptions(options), onStep);

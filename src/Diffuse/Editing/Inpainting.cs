@@ -82,7 +82,7 @@ public static class Inpainting
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var guided = new KnownRegionDenoiser(denoiser, known, mask.to_type(known.dtype));
-        var z = SeededNoise.Normal(seed, 0, first, (int)known.shape[0], known.shape.AsSpan(1), known.device).to_type(known.dtype);
+        var z = SeededNoise.Normal(seed, StreamDomains.InitialNoise, first, (int)known.shape[0], known.shape.AsSpan(1), known.device).to_type(known.dtype);
         var sigmas = path.Sigmas;
         int steps = path.Steps, total = schedule.StepCount(steps), done = 0;
         Action<SamplerStep>? report = onStep is null ? null : step => onStep(step with { Step = ++done, Count = total });
@@ -104,7 +104,7 @@ public static class Inpainting
                 x = SigmaSamplers.Run(path.Kind, guided, start, block, stepNoise, stepOptions, report);
                 if (r < runs - 1)
                 {
-                    var xi = SeededNoise.Normal(NoiseDomains.Seed(seed, NoiseDomain.RePaintJumps, jump++), 0, first, (int)x.shape[0], x.shape.AsSpan(1), x.device).to_type(x.dtype);
+                    var xi = SeededNoise.Normal(NoiseDomains.Seed(seed, NoiseDomain.RePaintJumps, jump++), StreamDomains.InitialNoise, first, (int)x.shape[0], x.shape.AsSpan(1), x.device).to_type(x.dtype);
                     start = (x + Math.Sqrt(high * high - low * low) * xi) / Math.Sqrt(1 + high * high);
                 }
                 else

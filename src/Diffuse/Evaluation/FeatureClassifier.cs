@@ -159,7 +159,7 @@ public sealed class FeatureClassifier : Module<Tensor, Tensor>, IImageFeatureNet
         double lastEpochLoss = 0;
         for (int epoch = 0; epoch < epochs; epoch++)
         {
-            var order = SeededNoise.Permutation(seed, (ulong)epoch, n);
+            var order = SeededNoise.Permutation(seed, StreamDomains.ClassifierFirstEpoch + (ulong)epoch, n);
             double sum = 0;
             for (int s = 0; s < stepsPerEpoch; s++)
             {

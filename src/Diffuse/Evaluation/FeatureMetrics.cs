@@ -1,3 +1,4 @@
+using Diffuse.Randomness;
 using static TorchSharp.torch;
 
 namespace Diffuse.Evaluation;
@@ -84,14 +85,14 @@ public static class FeatureMetrics
         long features = x.shape[1];
         int m = (int)Math.Min(subsetSize, Math.Min(x.shape[0], y.shape[0]));
         if (m < 3) throw new DiffuseException("KID needs at least three rows in each set.");
-        var rng = new Random(unchecked((int)seed));
+        ulong key = unchecked((ulong)seed), draw = 0;
         var estimates = new double[subsets];
         var errors = new double[subsets];
         for (int s = 0; s < subsets; s++)
         {
             using var inner = NewDisposeScope();
-            var xs = x.index_select(0, tensor(Subset(rng, (int)x.shape[0], m)));
-            var ys = y.index_select(0, tensor(Subset(rng, (int)y.shape[0], m)));
+            var xs = x.index_select(0, tensor(Subset(key, ref draw, (int)x.shape[0], m)));
+            var ys = y.index_select(0, tensor(Subset(key, ref draw, (int)y.shape[0], m)));
             var kxx = (xs.matmul(xs.t()) / features + 1).pow(3);
             var kyy = (ys.matmul(ys.t()) / features + 1).pow(3);
             var kxy = (xs.matmul(ys.t()) / features + 1).pow(3);
@@ -180,12 +181,13 @@ public static class FeatureMetrics
         return vectors.matmul(diag(values.clamp_min(0).sqrt())).matmul(vectors.t());
     }
 
-    private static long[] Subset(Random rng, int n, int m)
+    /// <summary>A uniformly random subset of m of n rows (partial Fisher–Yates), from consecutive draws of <see cref="StreamDomains.KernelDistanceSubsets"/>.</summary>
+    private static long[] Subset(ulong seed, ref ulong draw, int n, int m)
     {
         var index = Enumerable.Range(0, n).ToArray();
         for (int i = 0; i < m; i++)
         {
-            int j = rng.Next(i, n);
+            int j = i + SeededNoise.UniformInt(seed, StreamDomains.KernelDistanceSubsets, draw++, n - i);
             (index[i], index[j]) = (index[j], index[i]);
         }
         return index.Take(m).Select(i => (long)i).ToArray();

@@ -77,7 +77,7 @@ public sealed record ImageQualityReport(
     ImageQualityOptions Options)
 {
     /// <summary>The stream of <see cref="SeededNoise.Permutation"/> that picks the reference subset of precision and recall.</summary>
-    public const ulong PrecisionRecallStream = 0x70726563; // "prec"
+    public const ulong PrecisionRecallStream = StreamDomains.PrecisionRecallReference;
 
     private static readonly JsonSerializerOptions Json = new()
     {

@@ -124,8 +124,8 @@ public static class OdeLikelihood
     /// <summary>The width of one of the 256 bins of 8-bit data in [−1, 1].</summary>
     public const double BinWidth = 2.0 / 255.0;
 
-    private const ulong DequantizationStream = 1;
-    private const ulong FirstProbeStream = 2;
+    private const ulong DequantizationStream = StreamDomains.OdeDequantization;
+    private const ulong FirstProbeStream = StreamDomains.OdeFirstProbe;
 
     /// <summary>
     /// Computes the negative log-likelihood of the rows of <paramref name="data"/> [N, ...] (in model units) under the

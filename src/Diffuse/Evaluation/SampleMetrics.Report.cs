@@ -1,3 +1,4 @@
+using Diffuse.Randomness;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -67,7 +68,7 @@ public static partial class SampleMetrics
         var held = AsFloat64(heldOut, nameof(heldOut));
         long generatedRows = gen.shape[0], trainRows = real.shape[0];
         int n = checked((int)Math.Min(generatedRows, trainRows));
-        if (generatedRows > n) gen = SubsetRows(gen, n, seed, stream: 0);
+        if (generatedRows > n) gen = SubsetRows(gen, n, seed, stream: StreamDomains.MetricsGeneratedSubset);
 
         // Real side: disjoint subsets when the training set is large enough, otherwise independent random subsets
         // (which overlap); every split is the same set when the training set has exactly N rows.
@@ -149,19 +150,19 @@ public static partial class SampleMetrics
         var subsets = new List<long[]?>(splits);
         if ((long)n * splits <= trainRows)
         {
-            var order = Permutation(rows, rows, CreateRandom(seed, stream: 1));
+            var order = Permutation(rows, rows, CreateRandom(seed, stream: StreamDomains.MetricsFirstTrainingSubset));
             for (int s = 0; s < splits; s++) subsets.Add(Sorted(order.AsSpan(s * n, n)));
         }
         else
         {
             for (int s = 0; s < splits; s++)
-                subsets.Add(Sorted(Permutation(rows, n, CreateRandom(seed, stream: s + 1)).AsSpan(0, n)));
+                subsets.Add(Sorted(Permutation(rows, n, CreateRandom(seed, stream: StreamDomains.MetricsFirstTrainingSubset + s)).AsSpan(0, n)));
         }
         return subsets;
     }
 
     /// <summary>The first <paramref name="count"/> entries are a uniformly random ordered subset of 0..rows−1.</summary>
-    private static int[] Permutation(int rows, int count, Random random)
+    private static int[] Permutation(int rows, int count, SubtractiveSequence random)
     {
         var order = new int[rows];
         for (int i = 0; i < rows; i++) order[i] = i;

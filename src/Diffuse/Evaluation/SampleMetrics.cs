@@ -1,3 +1,4 @@
+using Diffuse.Randomness;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -180,7 +181,7 @@ public static partial class SampleMetrics
     }
 
     /// <summary>Random stream of the reference subset in <see cref="KdeBandwidth"/>.</summary>
-    private const int BandwidthStream = -3;
+    private const int BandwidthStream = StreamDomains.MetricsBandwidthSubset;
 
     /// <summary>
     /// The leave-one-out likelihood bandwidth of <see cref="KdeBandwidth"/> for a KDE on all rows of
@@ -352,11 +353,16 @@ public static partial class SampleMetrics
         return Math.Sqrt(total / projections);
     }
 
-    /// <summary>[D, L] unit directions, uniform on the sphere (normalised Gaussian vectors from System.Random).</summary>
+    /// <summary>
+    /// [D, L] unit directions, uniform on the sphere: normalised Gaussian vectors, direction l from the counters of its
+    /// own retries (Box–Muller on <see cref="SeededNoise.Uniform"/> of stream <see cref="StreamDomains.MetricsSlicedDirections"/>).
+    /// </summary>
     private static Tensor RandomDirections(long dimensions, int count, long seed)
     {
-        var random = CreateRandom(seed, stream: -1);
+        ulong key = unchecked((ulong)seed);
+        ulong stream = unchecked((ulong)(long)StreamDomains.MetricsSlicedDirections);
         var values = new double[dimensions * count];
+        ulong counter = 0;
         for (int l = 0; l < count; l++)
         {
             double norm;
@@ -365,7 +371,9 @@ public static partial class SampleMetrics
                 norm = 0;
                 for (long k = 0; k < dimensions; k++)
                 {
-                    double g = StandardNormal(random);
+                    double u1 = 1.0 - SeededNoise.Uniform(key, stream, counter++); // (0, 1]
+                    double u2 = SeededNoise.Uniform(key, stream, counter++);
+                    double g = Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2);
                     values[k * count + l] = g;
                     norm += g * g;
                 }
@@ -376,13 +384,6 @@ public static partial class SampleMetrics
         return tensor(values, new[] { dimensions, (long)count }, ScalarType.Float64);
     }
 
-    private static double StandardNormal(Random random)
-    {
-        double u1 = 1.0 - random.NextDouble(); // (0, 1]
-        double u2 = random.NextDouble();
-        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2);
-    }
-
     /// <summary>A uniformly random subset of <paramref name="count"/> rows (in ascending row order).</summary>
     private static Tensor SubsetRows(Tensor source, int count, long seed, int stream)
     {
@@ -391,14 +392,17 @@ public static partial class SampleMetrics
         return source.index_select(0, tensor(chosen));
     }
 
-    /// <summary>An independent, reproducible stream of random numbers per (seed, stream) pair (SplitMix64 mixing).</summary>
-    internal static Random CreateRandom(long seed, int stream)
+    /// <summary>
+    /// An independent, reproducible sequence per (seed, stream) pair (SplitMix64 mixing of the pair into the seed of a
+    /// <see cref="SubtractiveSequence"/>, the generator these subsets have always used).
+    /// </summary>
+    internal static SubtractiveSequence CreateRandom(long seed, int stream)
     {
         ulong z = unchecked((ulong)seed + 0x9E3779B97F4A7C15UL * (ulong)(uint)(stream + 2));
         z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
         z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
         z ^= z >> 31;
-        return new Random(unchecked((int)(z ^ (z >> 32))));
+        return new SubtractiveSequence(unchecked((int)(z ^ (z >> 32))));
     }
 
     private static long RowsPerBlock(long columns) => Math.Max(1, BlockElements / Math.Max(columns, 1));

@@ -114,7 +114,7 @@ public static class VariationalBound
     }
 
     /// <summary>Stream of the stratified timestep draws (the noise of timestep n uses stream n &lt; T).</summary>
-    private const ulong StratumStream = 0x7374726174UL; // "strat"
+    private const ulong StratumStream = StreamDomains.BoundStrata;
 
     /// <summary>
     /// Computes the bound for the rows of <paramref name="data"/> (in model units). <paramref name="logScalePerDim"/> is
@@ -165,7 +165,7 @@ public static class VariationalBound
                 int n = steps[k];
                 using var stepScope = NewDisposeScope();
                 double alphaBar = schedule.AlphaBar(n);
-                var eps = SeededNoise.Normal(seed, (ulong)n, start, size, elementShape, x.device);
+                var eps = SeededNoise.Normal(seed, StreamDomains.BoundFirstTimestepNoise + (ulong)n, start, size, elementShape, x.device);
                 var z = NoisedState(x, alphaBar, eps);
                 var output = denoiser.Denoise(z, n);
                 var x0Hat = output.X0;

@@ -9,9 +9,9 @@ namespace Diffuse.Randomness;
 public enum NoiseDomain : ulong
 {
     /// <summary>The step noise of RePaint's repeated passes over a block of levels (counter: pass number).</summary>
-    RePaintSteps = 0x5245_5041_0001,
+    RePaintSteps = StreamDomains.RePaintSteps,
     /// <summary>The noise of RePaint's jumps back up to a higher level (counter: jump number).</summary>
-    RePaintJumps = 0x5245_5041_0002,
+    RePaintJumps = StreamDomains.RePaintJumps,
 }
 
 /// <summary>Seeds of <see cref="NoiseDomain"/>s.</summary>

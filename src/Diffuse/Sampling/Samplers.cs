@@ -216,7 +216,7 @@ public static class Sampler
         if (SamplerNames.UsesNoiseLevels(options.Kind))
         {
             double[] sigmas = options.ResolveSigmas(schedule);
-            using var initial = SeededNoise.Normal(seed, 0, first, size, sampleShape, device);
+            using var initial = SeededNoise.Normal(seed, StreamDomains.InitialNoise, first, size, sampleShape, device);
             Action<SamplerStep>? report = onStep is null ? null : step =>
                 onStep(step with { Timestep = (int)Math.Round(schedule.TimestepOfSigma(step.Sigma), MidpointRounding.AwayFromZero) });
             return SigmaSamplers.Run(options.Kind, SigmaDenoiser.From(denoiser, schedule), initial, sigmas, new StepNoise(seed, first), options, report);
@@ -224,7 +224,7 @@ public static class Sampler
         int[] timesteps = options.ResolveTimesteps(schedule.Timesteps);
         using var noGrad = no_grad();
         // Stream 0 is the initial noise; stream k + 1 the noise of step k.
-        var z = SeededNoise.Normal(seed, 0, first, size, sampleShape, device);
+        var z = SeededNoise.Normal(seed, StreamDomains.InitialNoise, first, size, sampleShape, device);
         for (int k = 0; k < timesteps.Length; k++)
         {
             using var scope = NewDisposeScope();
@@ -241,9 +241,9 @@ public static class Sampler
             Tensor next = options.Kind switch
             {
                 SamplerKind.Ddpm => output.VarianceFraction is { } fraction
-                    ? DdpmStep(z, x0, alphaBar, alphaBarPrev, fraction, () => SeededNoise.Normal(seed, (ulong)k + 1, first, size, sampleShape, device))
-                    : DdpmStep(z, x0, alphaBar, alphaBarPrev, options.Variance, () => SeededNoise.Normal(seed, (ulong)k + 1, first, size, sampleShape, device)),
-                SamplerKind.Ddim => DdimStep(x0, eps, alphaBar, alphaBarPrev, options.Eta, () => SeededNoise.Normal(seed, (ulong)k + 1, first, size, sampleShape, device)),
+                    ? DdpmStep(z, x0, alphaBar, alphaBarPrev, fraction, () => SeededNoise.Normal(seed, StreamDomains.FirstStepNoise + (ulong)k, first, size, sampleShape, device))
+                    : DdpmStep(z, x0, alphaBar, alphaBarPrev, options.Variance, () => SeededNoise.Normal(seed, StreamDomains.FirstStepNoise + (ulong)k, first, size, sampleShape, device)),
+                SamplerKind.Ddim => DdimStep(x0, eps, alphaBar, alphaBarPrev, options.Eta, () => SeededNoise.Normal(seed, StreamDomains.FirstStepNoise + (ulong)k, first, size, sampleShape, device)),
                 _ => throw new DiffuseException($"{options.Kind} is not a timestep sampler."),
             };
             onStep?.Invoke(new SamplerStep(k + 1, timesteps.Length, n, next, x0, schedule.Sigma(n)));

@@ -20,7 +20,7 @@ public readonly record struct StepNoise(ulong Seed, long First, int StepOffset =
 {
     /// <summary>Standard normal noise for step <paramref name="step"/> (0-based) with the shape, dtype and device of <paramref name="like"/>.</summary>
     public Tensor Normal(int step, Tensor like) =>
-        SeededNoise.Normal(Seed, (ulong)(step + StepOffset) + 1, First, (int)like.shape[0], like.shape.AsSpan(1), like.device).to_type(like.dtype);
+        SeededNoise.Normal(Seed, StreamDomains.FirstStepNoise + (ulong)(step + StepOffset), First, (int)like.shape[0], like.shape.AsSpan(1), like.device).to_type(like.dtype);
 }
 
 /// <summary>

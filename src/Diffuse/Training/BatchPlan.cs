@@ -8,19 +8,20 @@ namespace Diffuse.Training;
 /// is a function of (seed, step, position) only: the shares of a data-parallel batch together are exactly the batch a
 /// single process draws, and a resumed run continues the sequence from its step counter alone. Rows are visited in an
 /// endless sequence of per-epoch permutations; batch position j of step s is position s·B + j of that sequence.
+/// The domains are those of <see cref="StreamDomains"/> (space <see cref="StreamSpace.Training"/>).
 /// </summary>
 internal sealed class BatchPlan
 {
     /// <summary>The stream domain of label dropout (and of the dropout masks' reseeding).</summary>
-    public const int LabelDropoutDomain = 0;
+    public const int LabelDropoutDomain = StreamDomains.TrainingLabelDropout;
     /// <summary>The stream domain of the DDPM timesteps (or of the importance sampler's uniforms).</summary>
-    public const int TimestepDomain = 1;
+    public const int TimestepDomain = StreamDomains.TrainingTimesteps;
     /// <summary>The stream domain of the training noise ε.</summary>
-    public const int NoiseDomain = 2;
+    public const int NoiseDomain = StreamDomains.TrainingNoise;
     /// <summary>The stream domain of the per-epoch permutations.</summary>
-    public const int PermutationDomain = 3;
+    public const int PermutationDomain = StreamDomains.TrainingPermutation;
     /// <summary>The stream domain of EDM's noise levels.</summary>
-    public const int EdmSigmaDomain = 4;
+    public const int EdmSigmaDomain = StreamDomains.TrainingEdmSigma;
 
     private readonly ulong _seed;
     private readonly int _rows;

@@ -29,7 +29,7 @@ public enum DatasetSplit
 public sealed class ImageDataset : IDisposable
 {
     /// <summary>The stream of <see cref="SeededNoise"/> that decides horizontal flips.</summary>
-    public const ulong FlipStream = 0x666C6970; // "flip"
+    public const ulong FlipStream = StreamDomains.ImageFlip;
 
     private ImageDataset(Tensor images, long[]? labels, string[] classNames, string source)
     {

@@ -399,7 +399,7 @@ public static class NpmDatasets
             for (int i = 0; i < classes[k].Count; i++)
                 if ((i >= start && i < start + count) == test) members.Add((k, i));
         }
-        var order = SeededNoise.Permutation(OrderSeed, test ? 1UL : 0UL, members.Count);
+        var order = SeededNoise.Permutation(OrderSeed, test ? StreamDomains.NpmTestOrder : StreamDomains.NpmTrainingOrder, members.Count);
         var pixels = new byte[(long)members.Count * perImage];
         var labels = new long[members.Count];
         for (int j = 0; j < order.Length; j++)
