@@ -1,4 +1,5 @@
 using System.Globalization;
+using Diffuse.Configuration;
 using Diffuse.Data;
 using static TorchSharp.torch;
 
@@ -129,7 +130,7 @@ static int MlpSpeed(string[] args)
         var sampleRates = new List<double>();
         for (int run = 0; run < 5; run++)
         {
-            using var trainer = Diffuse.Training.Trainer.Create(data, "moons", new Diffuse.Training.TrainingConfig(Steps: 1000, Seed: (ulong)run));
+            using var trainer = Diffuse.Training.Trainer.Create(data, "moons", new Diffuse.Configuration.TrainingConfig(Steps: 1000, Seed: (ulong)run));
             for (int i = 0; i < 20; i++) trainer.TrainStep();
             var clock = System.Diagnostics.Stopwatch.StartNew();
             for (int i = 0; i < 200; i++) trainer.TrainStep();

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Diffuse.Models;
+using Diffuse.Optimization;
 using Diffuse.Runtime;
 using Diffuse.Training;
 using TorchSharp;

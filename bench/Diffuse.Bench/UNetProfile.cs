@@ -53,7 +53,7 @@ internal static class UNetProfile
         manual_seed(0);
         using var network = new UNetNetwork(new UNetConfig { Channels = 1 }, 1000) { ChannelsLast = channelsLast };
         network.train();
-        using var optimizer = new Diffuse.Training.AdamW(network.parameters());
+        using var optimizer = new Diffuse.Optimization.AdamW(network.parameters());
         using var z = randn(batch, 1, 28, 28);
         using var eps = randn(batch, 1, 28, 28);
         using var timesteps = randint(0, 1000, new long[] { batch }).to_type(ScalarType.Float32);

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Diffuse.Configuration;
 using Diffuse.Training;
 
 namespace Diffuse.Tests;

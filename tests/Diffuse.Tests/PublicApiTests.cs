@@ -41,7 +41,7 @@ public class PublicApiTests
     {
         string listing = Listing(typeof(DiffusionModel).Assembly);
         Assert.Contains("method Diffuse.DiffusionModel.Sample(Int32 count, UInt64 seed, Diffuse.Sampling.SamplerOptions? options = null", listing);
-        Assert.Contains("property Diffuse.Training.TrainingConfig.Steps : Int32 { get; init; }", listing);
+        Assert.Contains("property Diffuse.Configuration.TrainingConfig.Steps : Int32 { get; init; }", listing);
         Assert.DoesNotContain("Diffuse.Training.Trainer.MicroBatch", listing);   // private
     }
 

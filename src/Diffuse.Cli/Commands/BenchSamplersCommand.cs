@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Globalization;
 using System.Text;
+using Diffuse.Benchmarking;
 using Diffuse.Data;
 using Diffuse.Evaluation;
 using Diffuse.Imaging;
@@ -190,7 +191,7 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
             }
 
             output.Write(FormatTable(result, model, floor));
-            var record = SamplerRecord.From(result, model.Config.Step);
+            var record = result.ToRecord(model.Config.Step);
             string csv = Path.Combine(folder, CsvFile), png = Path.Combine(folder, PngFile), json = Path.Combine(folder, SamplerRecord.FileName);
             AtomicFile.WriteAllText(csv, ToCsv(result, floor));
             SavePlot(png, result, model, floor);

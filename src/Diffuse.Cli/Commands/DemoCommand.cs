@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Text;
+using Diffuse.Configuration;
 using Diffuse.Data;
 using Diffuse.Evaluation;
 using Diffuse.Imaging;

@@ -4,7 +4,6 @@ using System.Text.Json.Serialization;
 using Diffuse.Models;
 using Diffuse.Parameterization;
 using Diffuse.Schedules;
-using Diffuse.Training;
 
 namespace Diffuse.Configuration;
 
@@ -128,13 +127,13 @@ public sealed record DiffusionModelConfig(
             throw new DiffuseException($"{path} is not a Diffuse model config (expected format '{FormatName}'). Re-create the model with {Param.Of("Trainer.Run")}.");
         try
         {
-            ConfigLimits.ValidateData(config.Data);
+            ConfigFileValidation.ValidateData(config.Data);
             config.Validate();
         }
         catch (DiffuseException e)
         {
             // The file's own field names (network.width), not the library's (MlpConfig.Width) nor a command's flags.
-            string problem = e.Render(name => ConfigLimits.JsonFields.GetValueOrDefault(name)).TrimEnd('.');
+            string problem = e.Render(name => ConfigFileValidation.JsonFields.GetValueOrDefault(name)).TrimEnd('.');
             throw new DiffuseException($"{path} is not a usable model config: {problem}. Fix the file, or re-create the model with {Param.Of("Trainer.Run")}.", e);
         }
         return config;

@@ -152,7 +152,7 @@ public sealed class FeatureClassifier : Module<Tensor, Tensor>, IImageFeatureNet
         Action<int, int, double>? onProgress = null)
     {
         train();
-        var optimizer = new Diffuse.Training.AdamW(parameters());
+        var optimizer = new Diffuse.Optimization.AdamW(parameters());
         int n = (int)images.shape[0];
         int stepsPerEpoch = n / batchSize;
         int total = epochs * stepsPerEpoch;

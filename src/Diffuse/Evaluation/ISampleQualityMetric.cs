@@ -9,7 +9,7 @@ namespace Diffuse.Evaluation;
 public sealed record QualityMeasurement(double Value, double StdError, IReadOnlyList<KeyValuePair<string, double>> Details);
 
 /// <summary>
-/// A sample-quality metric that ranks sampler settings in <see cref="Sampling.SamplerBenchmark"/>: it measures a set of
+/// A sample-quality metric that ranks sampler settings in <see cref="Benchmarking.SamplerBenchmark"/>: it measures a set of
 /// generated samples against fixed real data chosen when the metric is made. <see cref="KdeScoreMetric"/> is the metric
 /// of tabular and 2-D models (higher is better); <see cref="FrechetDistanceMetric"/> that of image models, the Fréchet
 /// distance on the features of a fixed network (lower is better, <see cref="Matches"/> within 10% of the reference).

@@ -43,13 +43,13 @@ public sealed record MlpConfig(int Dimensions, int Width = 128, int Depth = 3, i
     public override void Validate()
     {
         if (Dimensions < 1) throw new DiffuseException($"the data must have at least one dimension (got {Dimensions}).");
-        Configuration.ConfigLimits.Require(Param.Of("MlpConfig.Dimensions"), Dimensions, 1, Configuration.ConfigLimits.MaxColumns);
-        Configuration.ConfigLimits.Require(Param.Of("MlpConfig.Width"), Width, 1, Configuration.ConfigLimits.MaxWidth);
-        Configuration.ConfigLimits.Require(Param.Of("MlpConfig.Depth"), Depth, 1, Configuration.ConfigLimits.MaxDepth);
+        ConfigLimits.Require(Param.Of("MlpConfig.Dimensions"), Dimensions, 1, ConfigLimits.MaxColumns);
+        ConfigLimits.Require(Param.Of("MlpConfig.Width"), Width, 1, ConfigLimits.MaxWidth);
+        ConfigLimits.Require(Param.Of("MlpConfig.Depth"), Depth, 1, ConfigLimits.MaxDepth);
         if (TimeEmbedding < 2 || TimeEmbedding % 2 != 0) throw new DiffuseException($"the time embedding width must be even and at least 2 (got {TimeEmbedding}).");
-        Configuration.ConfigLimits.Require(Param.Of("MlpConfig.TimeEmbedding"), TimeEmbedding, 2, Configuration.ConfigLimits.MaxWidth);
+        ConfigLimits.Require(Param.Of("MlpConfig.TimeEmbedding"), TimeEmbedding, 2, ConfigLimits.MaxWidth);
         if (OutputMultiplier is not (1 or 2)) throw new DiffuseException($"the MLP's output multiplier must be 1 or 2 (got {OutputMultiplier}).");
-        Configuration.ConfigLimits.RequireParameters(ParameterCount(),
+        ConfigLimits.RequireParameters(ParameterCount(),
             $"the MLP ({Param.Of("MlpConfig.Width")} {Width}, {Param.Of("MlpConfig.Depth")} {Depth}, {Dimensions} columns)", $"a smaller {Param.Of("MlpConfig.Width")} or {Param.Of("MlpConfig.Depth")}");
     }
 

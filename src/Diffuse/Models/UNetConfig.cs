@@ -1,5 +1,4 @@
 using System.Text.Json.Serialization;
-using Diffuse.Configuration;
 
 namespace Diffuse.Models;
 

@@ -13,16 +13,11 @@ namespace Diffuse.Sampling;
 /// <param name="Score">The metric's value.</param>
 /// <param name="StdError">Its standard error.</param>
 /// <param name="Seconds">Wall time of drawing the benchmark's samples.</param>
-public sealed record RecordedSetting(int Budget, string Sampler, string Spacing, int Steps, int Nfe, double Score, double StdError, double Seconds)
-{
-    /// <summary>The recorded cell of <paramref name="run"/>.</summary>
-    public static RecordedSetting From(SamplerRun run) => new(run.Budget, SamplerNames.Name(run.Setting.Kind),
-        SamplerSpacings.Name(run.Setting.Spacing), run.Setting.Steps, run.FunctionEvaluations, run.Quality.Value, run.Quality.StdError, run.Seconds);
-}
+public sealed record RecordedSetting(int Budget, string Sampler, string Spacing, int Steps, int Nfe, double Score, double StdError, double Seconds);
 
 /// <summary>
 /// sampler.json in a model folder: the best sampler setting per budget of network evaluations, as measured by
-/// <c>diffuse bench-samplers</c> (<see cref="SamplerBenchmark"/>), and the default budget. <c>diffuse sample</c> and
+/// <c>diffuse bench-samplers</c> (<see cref="Benchmarking.SamplerBenchmark"/>), and the default budget. <c>diffuse sample</c> and
 /// <c>diffuse eval</c> use it when no sampler option is given (see <see cref="Choose"/>). Every read is validated: a
 /// corrupt file or one naming an unknown sampler or spacing is a <see cref="DiffuseException"/> that names the file.
 /// </summary>
@@ -33,7 +28,7 @@ public sealed record RecordedSetting(int Budget, string Sampler, string Spacing,
 /// <param name="Count">Samples per setting.</param>
 /// <param name="Seed">The sampling seed.</param>
 /// <param name="ModelStep">The training step of the model that was measured.</param>
-/// <param name="DefaultBudget">The budget used when no --nfe is given (see <see cref="SamplerBenchmarkResult.DefaultBudget"/>).</param>
+/// <param name="DefaultBudget">The budget used when no --nfe is given (see <see cref="Benchmarking.SamplerBenchmarkResult.DefaultBudget"/>).</param>
 /// <param name="Reference">DDPM with every trained timestep.</param>
 /// <param name="Best">The best setting of each budget, by ascending budget.</param>
 public sealed record SamplerRecord(
@@ -46,7 +41,7 @@ public sealed record SamplerRecord(
     /// <summary>The format marker of sampler.json.</summary>
     public const string FormatName = "diffuse-sampler/1";
 
-    /// <summary>The JSON form of sampler.json, shared by <see cref="SamplerRunStore"/>.</summary>
+    /// <summary>The JSON form of sampler.json, shared by <see cref="Benchmarking.SamplerRunStore"/>.</summary>
     internal static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
@@ -56,10 +51,6 @@ public sealed record SamplerRecord(
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
-    /// <summary>The record of a benchmark of a model at training step <paramref name="modelStep"/>.</summary>
-    public static SamplerRecord From(SamplerBenchmarkResult result, int modelStep) => new(
-        FormatName, result.MetricName, result.MetricUnit, result.HigherIsBetter, result.Options.Count, result.Options.Seed, modelStep,
-        result.DefaultBudget, RecordedSetting.From(result.Reference), result.Best.Select(RecordedSetting.From).ToArray());
 
     /// <summary>The JSON text of the record.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Json);

@@ -91,7 +91,7 @@ public static class SamplerSpacings
 
 /// <summary>
 /// One sampler configuration that the sampler benchmark measures and sampler.json records: an algorithm, a spacing and
-/// a step count (see <see cref="SamplerBenchmark"/>).
+/// a step count (see <see cref="Benchmarking.SamplerBenchmark"/>).
 /// </summary>
 /// <param name="Kind">The algorithm.</param>
 /// <param name="Spacing">Where it puts its steps; must fit the algorithm (<see cref="SamplerSpacings.Fits"/>).</param>

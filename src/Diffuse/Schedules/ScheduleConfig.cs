@@ -25,7 +25,7 @@ public sealed record ScheduleConfig(ScheduleKind Kind = ScheduleKind.Linear, int
             throw new DiffuseException($"a β array is only used with the custom schedule, not with '{Kind}'.");
         }
         if (Timesteps < 1) throw new DiffuseException($"the number of timesteps must be at least 1 (got {Timesteps}).");
-        Configuration.ConfigLimits.Require(Param.Of("ScheduleConfig.Timesteps"), Timesteps, 1, Configuration.ConfigLimits.MaxTimesteps);
+        ConfigLimits.Require(Param.Of("ScheduleConfig.Timesteps"), Timesteps, 1, ConfigLimits.MaxTimesteps);
         if (ZeroTerminalSnr && Timesteps < 2) throw new DiffuseException("zero terminal SNR needs at least two timesteps.");
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Diffuse.Checkpoints;
+using Diffuse.Configuration;
 using Diffuse.Runtime;
 using Diffuse.Sampling;
 using static TorchSharp.torch;

@@ -9,6 +9,7 @@ using Diffuse.Distributed;
 using Diffuse.Evaluation;
 using Diffuse.IO;
 using Diffuse.Models;
+using Diffuse.Optimization;
 using Diffuse.Parameterization;
 using Diffuse.Randomness;
 using Diffuse.Schedules;

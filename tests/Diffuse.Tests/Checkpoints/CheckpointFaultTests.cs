@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Diffuse.Checkpoints;
 using Diffuse.Cli;
+using Diffuse.Configuration;
 using Diffuse.Data;
 using Diffuse.IO;
 using Diffuse.Schedules;

@@ -2,6 +2,7 @@ using static Diffuse.Tests.Cli.Cli;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using System.Text.Json.Nodes;
+using Diffuse.Benchmarking;
 using Diffuse.Cli;
 using Diffuse.Sampling;
 using Diffuse.Schedules;

@@ -1,4 +1,5 @@
 using Diffuse.Cli;
+using Diffuse.Configuration;
 using Diffuse.Data;
 using Diffuse.Distributed;
 using Diffuse.Schedules;

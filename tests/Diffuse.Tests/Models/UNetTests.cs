@@ -1,4 +1,5 @@
 using Diffuse.Models;
+using Diffuse.Optimization;
 using Diffuse.Training;
 using TorchSharp;
 using static TorchSharp.torch;

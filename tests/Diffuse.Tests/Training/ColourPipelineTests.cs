@@ -1,3 +1,4 @@
+using Diffuse.Configuration;
 using Diffuse.Data.Images;
 using Diffuse.Models;
 using Diffuse.Parameterization;

@@ -1,3 +1,4 @@
+using Diffuse.Configuration;
 using Diffuse.Data.Images;
 using Diffuse.Denoisers;
 using Diffuse.Models;

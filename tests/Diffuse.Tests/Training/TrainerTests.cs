@@ -1,4 +1,5 @@
 using Diffuse.Checkpoints;
+using Diffuse.Configuration;
 using Diffuse.Data;
 using Diffuse.Sampling;
 using Diffuse.Schedules;

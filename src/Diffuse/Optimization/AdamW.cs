@@ -1,7 +1,7 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Diffuse.Training;
+namespace Diffuse.Optimization;
 
 /// <summary>
 /// AdamW (Loshchilov and Hutter 2019, Algorithm 2): Adam moments with bias correction and decoupled weight decay.

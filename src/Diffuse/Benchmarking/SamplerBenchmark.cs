@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using Diffuse.Evaluation;
+using Diffuse.Sampling;
 using Diffuse.Schedules;
 
-namespace Diffuse.Sampling;
+namespace Diffuse.Benchmarking;
 
 /// <summary>What <see cref="SamplerBenchmark.Run"/> measures.</summary>
 /// <param name="Budgets">Budgets of network evaluations (NFE) per sample, each ≥ 1.</param>
@@ -68,7 +69,12 @@ public sealed record SamplerBenchmarkOptions(
 /// <param name="FunctionEvaluations">What one sample actually cost (≤ <paramref name="Budget"/>).</param>
 /// <param name="Quality">The metric's measurement; its value is NaN when the samples were not finite (the worst result).</param>
 /// <param name="Seconds">Wall time of drawing the samples (the metric not included).</param>
-public sealed record SamplerRun(SamplerSetting Setting, int Budget, int FunctionEvaluations, QualityMeasurement Quality, double Seconds);
+public sealed record SamplerRun(SamplerSetting Setting, int Budget, int FunctionEvaluations, QualityMeasurement Quality, double Seconds)
+{
+    /// <summary>This run as a cell of <see cref="SamplerRecord"/>.</summary>
+    public RecordedSetting ToRecordedSetting() => new(Budget, SamplerNames.Name(Setting.Kind), SamplerSpacings.Name(Setting.Spacing),
+        Setting.Steps, FunctionEvaluations, Quality.Value, Quality.StdError, Seconds);
+}
 
 /// <summary>Progress of <see cref="SamplerBenchmark.Run"/>: a setting was measured.</summary>
 /// <param name="Done">Settings measured so far (the reference included).</param>
@@ -107,7 +113,12 @@ public sealed record SamplerBenchmarkWork(double Evaluations, double Total, Samp
 /// </param>
 public sealed record SamplerBenchmarkResult(
     string MetricName, string MetricUnit, bool HigherIsBetter, SamplerBenchmarkOptions Options, SamplerRun Reference, SamplerRun OdeLimit,
-    IReadOnlyList<SamplerRun> Runs, IReadOnlyList<SamplerRun> Best, int DefaultBudget);
+    IReadOnlyList<SamplerRun> Runs, IReadOnlyList<SamplerRun> Best, int DefaultBudget)
+{
+    /// <summary>The record (<c>sampler.json</c>) of this benchmark of a model at training step <paramref name="modelStep"/>.</summary>
+    public SamplerRecord ToRecord(int modelStep) => new(SamplerRecord.FormatName, MetricName, MetricUnit, HigherIsBetter, Options.Count,
+        Options.Seed, modelStep, DefaultBudget, Reference.ToRecordedSetting(), Best.Select(run => run.ToRecordedSetting()).ToArray());
+}
 
 /// <summary>
 /// The sampler benchmark on a trained model: for each sampler, spacing and budget of network evaluations, the setting

@@ -1,10 +1,12 @@
+using Diffuse.Benchmarking;
+using Diffuse.Configuration;
 using Diffuse.Data;
 using Diffuse.Evaluation;
 using Diffuse.Sampling;
 using Diffuse.Schedules;
 using Diffuse.Training;
 
-namespace Diffuse.Tests.Sampling;
+namespace Diffuse.Tests.Benchmarking;
 
 public class SamplerBenchmarkTests
 {

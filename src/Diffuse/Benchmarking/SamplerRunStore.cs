@@ -4,9 +4,10 @@ using System.Text;
 using System.Text.Json;
 using Diffuse.Evaluation;
 using Diffuse.IO;
+using Diffuse.Sampling;
 using Diffuse.Training;
 
-namespace Diffuse.Sampling;
+namespace Diffuse.Benchmarking;
 
 /// <summary>One measured setting in <see cref="SamplerRunStore.FileName"/>.</summary>
 /// <param name="Sampler">The sampler's name (<see cref="SamplerNames"/>).</param>
