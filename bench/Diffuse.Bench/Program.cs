@@ -1,6 +1,8 @@
 using System.Globalization;
 using Diffuse.Configuration;
 using Diffuse.Data;
+using Diffuse.Evaluation.Features;
+using Diffuse.Evaluation.SampleQuality;
 using static TorchSharp.torch;
 
 // Benchmarks and reference checks that are too long for the test suite. Results go to docs/ with the commit.
@@ -151,15 +153,15 @@ static int ImageQualityExample(string[] args)
 {
     if (args.Length < 1) return Usage();
     set_num_threads(1);
-    var network = Diffuse.Evaluation.FeatureNetworks.Load(args[0]);
+    var network = Diffuse.Evaluation.Features.FeatureNetworks.Load(args[0]);
     using var scope = NewDisposeScope();
     Tensor Noise(ulong seed, int count) => Diffuse.Randomness.SeededNoise.Normal(seed, 0, 0, count, new long[] { 1, 28, 28 }).clamp(-1, 1);
     var reference = Noise(1, 2000);
     var floor = Noise(2, 1000);
     var samples = Noise(3, 1000);
-    var same = Diffuse.Evaluation.ImageQualityReport.Evaluate(network, samples, null, reference, floor, null);
+    var same = Diffuse.Evaluation.SampleQuality.ImageQualityReport.Evaluate(network, samples, null, reference, floor, null);
     Console.Write(same.ToTable());
-    var scaled = Diffuse.Evaluation.ImageQualityReport.Evaluate(network, samples * 0.8, null, reference, floor, null);
+    var scaled = Diffuse.Evaluation.SampleQuality.ImageQualityReport.Evaluate(network, samples * 0.8, null, reference, floor, null);
     Console.WriteLine("scaled by 0.8:");
     Console.Write(scaled.ToTable());
     return 0;
@@ -169,14 +171,14 @@ static int KdSpread(string[] args)
 {
     if (args.Length < 1) return Usage();
     set_num_threads(1);
-    var network = Diffuse.Evaluation.FeatureNetworks.Load(args[0]);
+    var network = Diffuse.Evaluation.Features.FeatureNetworks.Load(args[0]);
     int pairs = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 8, m = 1000;
     using var scope = NewDisposeScope();
     var features = network.Features(Diffuse.Randomness.SeededNoise.Normal(7, 0, 0, 2 * pairs * m, new long[] { 1, 28, 28 }).clamp(-1, 1));
     var values = new List<double>();
     for (int p = 0; p < pairs; p++)
     {
-        var kid = Diffuse.Evaluation.FeatureMetrics.KernelInceptionDistance(features.narrow(0, 2 * p * m, m), features.narrow(0, (2 * p + 1) * m, m));
+        var kid = Diffuse.Evaluation.SampleQuality.FeatureMetrics.KernelInceptionDistance(features.narrow(0, 2 * p * m, m), features.narrow(0, (2 * p + 1) * m, m));
         values.Add(kid.Mean);
         Console.WriteLine($"pair {p}: KD {kid.Mean:G4} ± {kid.StdError:G2} (standard error), sd over subsets {kid.StdDev:G2}");
     }
@@ -205,7 +207,7 @@ static int TrainClassifier(string[] args)
         using var x = Diffuse.Data.Images.ImageDataset.ToModelRange(batch);
         return emoji ? Diffuse.Data.Images.ImageDataset.RandomHorizontalFlip(x, seed: 0, step: batchNumber++) : x.clone();
     }
-    var classifier = new Diffuse.Evaluation.FeatureClassifier(new Diffuse.Evaluation.FeatureClassifierConfig(train.Channels, train.Height, train.Width, train.ClassNames.Length));
+    var classifier = new Diffuse.Evaluation.Features.FeatureClassifier(new Diffuse.Evaluation.Features.FeatureClassifierConfig(train.Channels, train.Height, train.Width, train.ClassNames.Length));
     using var labels = tensor(train.Labels!);
     var clock = System.Diagnostics.Stopwatch.StartNew();
     double loss = classifier.Train(train.Images, labels, Inputs, epochs, batchSize: emoji ? 64 : 128, learningRate: 2e-3, seed: 0,
@@ -213,7 +215,7 @@ static int TrainClassifier(string[] args)
     using var testImages = Diffuse.Data.Images.ImageDataset.ToModelRange(test.Images);
     var (_, logits) = classifier.Embed(testImages);
     using var testLabels = tensor(test.Labels!);
-    double accuracy = Diffuse.Evaluation.FeatureMetrics.Accuracy(logits, testLabels);
+    double accuracy = Diffuse.Evaluation.SampleQuality.FeatureMetrics.Accuracy(logits, testLabels);
     classifier.Save(path, new Dictionary<string, string>
     {
         ["dataset"] = name,

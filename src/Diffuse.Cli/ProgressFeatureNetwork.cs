@@ -1,5 +1,5 @@
-using Diffuse.Evaluation;
 using static TorchSharp.torch;
+using Diffuse.Evaluation.Features;
 
 namespace Diffuse.Cli;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Diffuse.Data.Images;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.Likelihoods;
 using Diffuse.Sampling;
 using static TorchSharp.torch;
 

@@ -1,5 +1,5 @@
 using Diffuse.Data.Images;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.Likelihoods;
 using Diffuse.Sampling;
 using static TorchSharp.torch;
 

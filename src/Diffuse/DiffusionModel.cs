@@ -4,7 +4,7 @@ using Diffuse.Configuration;
 using Diffuse.Data;
 using Diffuse.Data.Images;
 using Diffuse.Denoisers;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.Likelihoods;
 using Diffuse.Models;
 using Diffuse.Runtime;
 using Diffuse.Sampling;

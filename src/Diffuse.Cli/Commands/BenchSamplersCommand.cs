@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using Diffuse.Benchmarking;
 using Diffuse.Data;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.SampleQuality;
 using Diffuse.Imaging;
 using Diffuse.IO;
 using Diffuse.Sampling;

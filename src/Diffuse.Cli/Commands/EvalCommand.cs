@@ -1,7 +1,8 @@
 using Diffuse.Checkpoints;
 using System.ComponentModel;
 using Diffuse.Data;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.Likelihoods;
+using Diffuse.Evaluation.SampleQuality;
 using Diffuse.Sampling;
 using Diffuse.Training;
 using Spectre.Console.Cli;

@@ -1,7 +1,9 @@
 using Diffuse.Checkpoints;
 using Diffuse.Data;
 using Diffuse.Data.Images;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.Features;
+using Diffuse.Evaluation.Likelihoods;
+using Diffuse.Evaluation.SampleQuality;
 using Diffuse.IO;
 using Diffuse.Randomness;
 using Diffuse.Sampling;
@@ -190,7 +192,7 @@ public static class ImageEvaluation
     {
         MemorizationReport check;
         using (var bar = new ProgressBar("nearest", 2L * train.Count, "img"))
-            check = Diffuse.Evaluation.Memorization.Check(samples, train.Images, heldOut.Images, onProgress: (done, _) =>
+            check = Diffuse.Evaluation.SampleQuality.Memorization.Check(samples, train.Images, heldOut.Images, onProgress: (done, _) =>
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 bar.Report(done);

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.SampleQuality;
 using Diffuse.Sampling;
 using Diffuse.Schedules;
 

@@ -2,7 +2,7 @@ using Diffuse.Checkpoints;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.SampleQuality;
 using Diffuse.IO;
 using Diffuse.Sampling;
 using Diffuse.Training;

@@ -12,7 +12,7 @@ public readonly record struct DenoiserOutput(Tensor X0, Tensor Eps)
     /// shape as the input, or null when the model does not learn its variance. The variance of the step from t to s is
     /// Σ = exp(f·log β + (1 − f)·log β̃) with β and β̃ of that step (respaced for a timestep subsequence; see
     /// <see cref="Parameterization.LearnedVariance"/>); f is stored rather than Σ because only the sampler knows s.
-    /// The DDPM sampler and <see cref="Evaluation.VariationalBound"/> use it when present; the other samplers ignore it.
+    /// The DDPM sampler and <see cref="Evaluation.Likelihoods.VariationalBound"/> use it when present; the other samplers ignore it.
     /// </summary>
     public Tensor? VarianceFraction { get; init; }
 }

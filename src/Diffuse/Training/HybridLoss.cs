@@ -1,4 +1,4 @@
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.Likelihoods;
 using Diffuse.Parameterization;
 using Diffuse.Schedules;
 using static TorchSharp.torch;

@@ -6,7 +6,7 @@ using Diffuse.Configuration;
 using Diffuse.Data;
 using Diffuse.Data.Images;
 using Diffuse.Distributed;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.Likelihoods;
 using Diffuse.IO;
 using Diffuse.Models;
 using Diffuse.Optimization;

@@ -1,7 +1,7 @@
 using Diffuse.Benchmarking;
 using Diffuse.Configuration;
 using Diffuse.Data;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.SampleQuality;
 using Diffuse.Sampling;
 using Diffuse.Schedules;
 using Diffuse.Training;

@@ -1,7 +1,8 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Diffuse.Cli;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.Features;
+using Diffuse.Evaluation.SampleQuality;
 using Diffuse.Randomness;
 using Diffuse.Tests.ImageData;
 using Diffuse.Tests.Training;

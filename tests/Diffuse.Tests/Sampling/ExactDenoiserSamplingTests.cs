@@ -1,5 +1,5 @@
 using Diffuse.Denoisers;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.Likelihoods;
 using Diffuse.Sampling;
 using Diffuse.Schedules;
 using static TorchSharp.torch;

@@ -1,5 +1,5 @@
 using Diffuse.Denoisers;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.Likelihoods;
 using Diffuse.Parameterization;
 using Diffuse.Randomness;
 using Diffuse.Schedules;

@@ -1,6 +1,6 @@
 using Diffuse.Configuration;
 using Diffuse.Data;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.SampleQuality;
 using Diffuse.Models;
 using Diffuse.Parameterization;
 using Diffuse.Sampling;

@@ -1,7 +1,7 @@
 using Diffuse.Randomness;
 using static TorchSharp.torch;
 
-namespace Diffuse.Evaluation;
+namespace Diffuse.Evaluation.SampleQuality;
 
 /// <summary>Mean and covariance of a set of feature vectors, in float64.</summary>
 /// <param name="Mean">[F] mean.</param>

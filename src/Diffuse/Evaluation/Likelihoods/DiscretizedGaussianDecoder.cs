@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace Diffuse.Evaluation;
+namespace Diffuse.Evaluation.Likelihoods;
 
 /// <summary>
 /// The discretised Gaussian decoder for 8-bit data scaled to [−1, 1] (Ho et al. 2020, §3.3, eq. 13): the probability

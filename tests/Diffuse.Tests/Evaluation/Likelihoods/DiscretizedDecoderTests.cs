@@ -1,7 +1,7 @@
-using Diffuse.Evaluation;
 using static TorchSharp.torch;
+using Diffuse.Evaluation.Likelihoods;
 
-namespace Diffuse.Tests.Evaluation;
+namespace Diffuse.Tests.Evaluation.Likelihoods;
 
 public class DiscretizedDecoderTests
 {

@@ -1,9 +1,9 @@
 using Diffuse.Data.Images;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.SampleQuality;
 using Diffuse.Randomness;
 using static TorchSharp.torch;
 
-namespace Diffuse.Tests.Evaluation;
+namespace Diffuse.Tests.Evaluation.SampleQuality;
 
 public class MemorizationTests
 {

@@ -1,8 +1,9 @@
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.Features;
+using Diffuse.Evaluation.SampleQuality;
 using Diffuse.Tests.Training;
 using static TorchSharp.torch;
 
-namespace Diffuse.Tests.Evaluation;
+namespace Diffuse.Tests.Evaluation.Features;
 
 public class FeatureClassifierTests
 {

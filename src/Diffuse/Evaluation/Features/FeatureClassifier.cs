@@ -6,7 +6,7 @@ using TorchSharp.Utils;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
-namespace Diffuse.Evaluation;
+namespace Diffuse.Evaluation.Features;
 
 /// <summary>Shape of the feature classifier; stored in its safetensors metadata.</summary>
 /// <param name="Channels">Image channels.</param>

@@ -1,7 +1,8 @@
-using Diffuse.Evaluation;
 using static TorchSharp.torch;
+using Diffuse.Evaluation.Features;
+using Diffuse.Evaluation.SampleQuality;
 
-namespace Diffuse.Tests.Evaluation;
+namespace Diffuse.Tests.Evaluation.SampleQuality;
 
 public class FrechetDistanceMetricTests
 {

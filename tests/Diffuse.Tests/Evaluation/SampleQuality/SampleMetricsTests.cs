@@ -1,9 +1,9 @@
-using Diffuse.Evaluation;
 using TorchSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
+using Diffuse.Evaluation.SampleQuality;
 
-namespace Diffuse.Tests.Evaluation;
+namespace Diffuse.Tests.Evaluation.SampleQuality;
 
 public class SampleMetricsTests(ITestOutputHelper output)
 {

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Diffuse.Evaluation;
+namespace Diffuse.Evaluation.SampleQuality;
 
 /// <summary>
 /// A distance between generated and held-out samples, beside the same distance between real training samples and the

@@ -1,11 +1,11 @@
 using Diffuse.Denoisers;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.Likelihoods;
 using Diffuse.Randomness;
 using Diffuse.Schedules;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Diffuse.Tests.Evaluation;
+namespace Diffuse.Tests.Evaluation.Likelihoods;
 
 public class OdeLikelihoodTests
 {

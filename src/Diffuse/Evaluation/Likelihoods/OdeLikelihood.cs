@@ -5,7 +5,7 @@ using Diffuse.Schedules;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Diffuse.Evaluation;
+namespace Diffuse.Evaluation.Likelihoods;
 
 /// <summary>The random probe vectors v of Hutchinson's trace estimator tr(A) = E[vᵀ·A·v] (Hutchinson 1989).</summary>
 public enum HutchinsonProbe

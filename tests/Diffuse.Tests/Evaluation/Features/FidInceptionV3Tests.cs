@@ -1,9 +1,9 @@
 using Diffuse.Checkpoints;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.Features;
 using Diffuse.Tests.Training;
 using static TorchSharp.torch;
 
-namespace Diffuse.Tests.Evaluation;
+namespace Diffuse.Tests.Evaluation.Features;
 
 public class FidInceptionV3Tests
 {

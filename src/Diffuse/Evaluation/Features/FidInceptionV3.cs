@@ -4,7 +4,7 @@ using TorchSharp.Utils;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
-namespace Diffuse.Evaluation;
+namespace Diffuse.Evaluation.Features;
 
 /// <summary>
 /// Inception-v3 (Szegedy et al. 2016, "Rethinking the Inception Architecture for Computer Vision", Fig. 5–7 and

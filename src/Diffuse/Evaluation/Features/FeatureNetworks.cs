@@ -2,7 +2,7 @@ using System.Text;
 using Diffuse.Checkpoints;
 using static TorchSharp.torch;
 
-namespace Diffuse.Evaluation;
+namespace Diffuse.Evaluation.Features;
 
 /// <summary>Opens the feature network of the image metrics from a safetensors file, whichever kind it holds.</summary>
 public static class FeatureNetworks

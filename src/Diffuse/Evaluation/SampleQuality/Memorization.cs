@@ -3,7 +3,7 @@ using System.Text;
 using Diffuse.Data.Images;
 using static TorchSharp.torch;
 
-namespace Diffuse.Evaluation;
+namespace Diffuse.Evaluation.SampleQuality;
 
 /// <summary>
 /// What <see cref="Memorization.Check"/> found: for every generated image its nearest training image and the distance

@@ -2,7 +2,7 @@ using Diffuse.Randomness;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Diffuse.Evaluation;
+namespace Diffuse.Evaluation.SampleQuality;
 
 // The evaluation protocol: every metric of generated against held-out rows, beside its noise floor from real splits.
 public static partial class SampleMetrics

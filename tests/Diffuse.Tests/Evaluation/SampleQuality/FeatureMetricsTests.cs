@@ -1,7 +1,7 @@
-using Diffuse.Evaluation;
 using static TorchSharp.torch;
+using Diffuse.Evaluation.SampleQuality;
 
-namespace Diffuse.Tests.Evaluation;
+namespace Diffuse.Tests.Evaluation.SampleQuality;
 
 public class FeatureMetricsTests(Xunit.Abstractions.ITestOutputHelper output)
 {

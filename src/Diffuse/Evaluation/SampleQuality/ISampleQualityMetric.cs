@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace Diffuse.Evaluation;
+namespace Diffuse.Evaluation.SampleQuality;
 
 /// <summary>One measurement of a <see cref="ISampleQualityMetric"/>.</summary>
 /// <param name="Value">The metric's value.</param>

@@ -2,7 +2,7 @@ using Diffuse.Randomness;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Diffuse.Evaluation;
+namespace Diffuse.Evaluation.SampleQuality;
 
 /// <summary>
 /// Sample-quality metrics for low-dimensional samples (2-D toy data, numeric tables): a Gaussian-KDE likelihood score,

@@ -1,8 +1,9 @@
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.Features;
+using Diffuse.Evaluation.SampleQuality;
 using Diffuse.Randomness;
 using static TorchSharp.torch;
 
-namespace Diffuse.Tests.Evaluation;
+namespace Diffuse.Tests.Evaluation.SampleQuality;
 
 public class ImageQualityReportTests
 {

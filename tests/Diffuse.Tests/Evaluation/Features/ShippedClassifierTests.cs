@@ -1,8 +1,8 @@
 using Diffuse.Checkpoints;
 using Diffuse.Cli.Commands;
-using Diffuse.Evaluation;
+using Diffuse.Evaluation.Features;
 
-namespace Diffuse.Tests.Evaluation;
+namespace Diffuse.Tests.Evaluation.Features;
 
 /// <summary>The feature classifiers shipped in models/classifiers are the ones eval picks for each data set.</summary>
 public class ShippedClassifierTests

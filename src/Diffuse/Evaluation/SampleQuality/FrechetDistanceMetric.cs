@@ -1,7 +1,8 @@
 using Diffuse.Data.Images;
+using Diffuse.Evaluation.Features;
 using static TorchSharp.torch;
 
-namespace Diffuse.Evaluation;
+namespace Diffuse.Evaluation.SampleQuality;
 
 /// <summary>
 /// The Fréchet distance on the features of a fixed network as an <see cref="ISampleQualityMetric"/>, for image models

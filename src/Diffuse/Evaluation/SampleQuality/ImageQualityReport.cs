@@ -2,10 +2,11 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Diffuse.Evaluation.Features;
 using Diffuse.Randomness;
 using static TorchSharp.torch;
 
-namespace Diffuse.Evaluation;
+namespace Diffuse.Evaluation.SampleQuality;
 
 /// <summary>Settings of <see cref="ImageQualityReport.Evaluate"/>; every default is defined here once.</summary>
 /// <param name="NearestNeighbours">k of the k-NN balls of precision and recall (Kynkäänniemi et al. 2019 use 3).</param>

@@ -1,11 +1,11 @@
 using Diffuse.Data.Images;
 using static TorchSharp.torch;
 
-namespace Diffuse.Evaluation;
+namespace Diffuse.Evaluation.Features;
 
 /// <summary>
 /// A fixed network whose activations are the feature space of the image-quality metrics (Fréchet distance, KID,
-/// precision and recall; see <see cref="ImageQualityReport"/>), and optionally a classifier whose logits measure the
+/// precision and recall; see <see cref="SampleQuality.ImageQualityReport"/>), and optionally a classifier whose logits measure the
 /// class accuracy of conditional samples. Implementations: <see cref="FeatureClassifier"/> (our own small network,
 /// trained on the data set) and <see cref="FidInceptionV3"/> (Inception-v3 with pytorch-fid's weights, the network FID
 /// is defined on); <see cref="FeatureNetworks.Load"/> opens either from a safetensors file.

@@ -5,7 +5,7 @@ using Diffuse.Sampling;
 using Diffuse.Schedules;
 using static TorchSharp.torch;
 
-namespace Diffuse.Evaluation;
+namespace Diffuse.Evaluation.Likelihoods;
 
 /// <summary>
 /// The decoder p(x | z_1) that closes the variational bound: the term L_0 = −log p(x | z_1). Continuous data use a
