@@ -36,7 +36,7 @@ public static class LibraryFlags
         ["ScheduleConfig.ZeroTerminalSnr"] = "--zero-terminal-snr",
         ["DiffusionModelConfig.Prediction"] = "--prediction",
         ["FormulationConfig.Kind = FormulationKind.Ddpm"] = "--formulation ddpm",
-        ["FormulationConfig.Kind = FormulationKind.Edm"] = "--formulation edm",
+        ["FormulationConfig.Kind"] = "--formulation {0}",
         ["FormulationConfig.LearnedVariance"] = "--learn-variance",
         ["FormulationConfig.HybridLambda"] = "--hybrid-lambda",
         ["Trainer.Create(data)"] = "--data",

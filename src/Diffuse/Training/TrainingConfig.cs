@@ -41,7 +41,7 @@ public sealed record TrainingConfig(
     /// <summary>
     /// The defaults for images, where the tabular ones (batch 512, lr 3e-3) do not fit: 10,000 steps of batch 128 at lr
     /// 2e-4 (Ho et al. 2020 used 2e-4 with batch 128), warm-up 500, EMA 0.9995, checkpoints every 500 steps. Used by
-    /// <see cref="Trainer.Create(Data.Images.ImageDataset, TrainingConfig?, Schedules.ScheduleConfig?, Parameterization.Prediction, Models.UNetConfig?, Distributed.ICollective?, Configuration.FormulationConfig?, TorchSharp.torch.Device?)"/>
+    /// <see cref="Trainer.Create(Data.Images.ImageDataset, TrainingConfig?, Schedules.ScheduleConfig?, Parameterization.Prediction, Models.UNetConfig?, Distributed.ICollective?, Formulations.FormulationConfig?, TorchSharp.torch.Device?)"/>
     /// when no settings are given; start from it with <c>TrainingConfig.Images with { Steps = … }</c>.
     /// </summary>
     public static TrainingConfig Images { get; } = new(Steps: 10_000, BatchSize: 128, LearningRate: 2e-4, WarmupSteps: 500, EmaDecay: 0.9995, CheckpointEvery: 500);
