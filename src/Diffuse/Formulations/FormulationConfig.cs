@@ -74,10 +74,6 @@ public sealed record FormulationConfig
     /// </summary>
     public bool ImportanceSampling { get; init; }
 
-    /// <summary>Whether this is the EDM formulation.</summary>
-    [System.Text.Json.Serialization.JsonIgnore]
-    public bool IsEdm => Kind == FormulationKind.Edm;
-
     /// <summary>Outputs per element of the data the network needs (see <see cref="Formulation.NetworkOutputFactor"/>).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public int NetworkOutputFactor => Create().NetworkOutputFactor;

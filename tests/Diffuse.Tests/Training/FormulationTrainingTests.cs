@@ -208,7 +208,7 @@ public class FormulationTrainingTests(ITestOutputHelper output)
         })
         {
             using var trainer = Trainer.Create(images, training, new ScheduleConfig(Timesteps: 20), network: unet, formulation: formulation);
-            Assert.Equal(formulation.IsEdm ? 0.5 : null, trainer.Config.Formulation.Edm?.SigmaData);   // images in [−1, 1]
+            Assert.Equal(formulation.Kind == FormulationKind.Edm ? 0.5 : null, trainer.Config.Formulation.Edm?.SigmaData);   // images in [−1, 1]
             Assert.Equal(formulation.LearnedVariance ? 2 : 1, ((UNetConfig)trainer.Config.Network).OutputChannelsMultiplier);
             trainer.Run();
             Assert.All(trainer.Losses, l => Assert.True(double.IsFinite(l.Loss)));
