@@ -174,7 +174,7 @@ public class TrainSettings : CommonSettings
 
     /// <summary>Formulation.</summary>
     [CommandOption("--formulation <KIND>")]
-    [Description("ddpm (default; Ho et al. 2020: discrete timesteps, ε/x0/v targets) or edm (Karras et al. 2022: preconditioned denoiser trained on log-normal noise levels).")]
+    [Description("ddpm (default; Ho et al. 2020: discrete timesteps, ε/x0/v targets), edm (Karras et al. 2022: preconditioned denoiser trained on log-normal noise levels) or flow (flow matching, Lipman et al. 2023: straight path, velocity target, logit-normal times).")]
     public string? Formulation { get; init; }
 
     /// <summary>σ_data.</summary>

@@ -116,6 +116,7 @@ public static class FormulationRegistry
     {
         new(FormulationKind.Ddpm, "ddpm", "Ho et al. 2020: discrete timesteps, ε/x0/v targets; optionally learned variances (Nichol and Dhariwal 2021)", c => new DdpmFormulation(c)),
         new(FormulationKind.Edm, "edm", "Karras et al. 2022: preconditioned denoiser trained on log-normal noise levels", c => new EdmFormulation(c)),
+        new(FormulationKind.Flow, "flow", "Lipman et al. 2023, Liu et al. 2023: straight path x_t = (1 − t)·x + t·ε, velocity target ε − x, logit-normal times", c => new FlowFormulation(c)),
     };
 
     /// <summary>The formulation of <paramref name="config"/>; a <see cref="DiffuseException"/> for an unknown kind.</summary>

@@ -17,6 +17,12 @@ public enum FormulationKind
     /// D = c_skip·x + c_out·F(c_in·x; c_noise) and its λ(σ)-weighted loss (see <see cref="EdmTraining"/>).
     /// </summary>
     Edm,
+
+    /// <summary>
+    /// Flow matching on the straight path x_t = (1 − t)·x + t·ε with the velocity target ε − x (Lipman et al. 2023;
+    /// Liu et al. 2023; logit-normal times as in Esser et al. 2024; see <see cref="FlowFormulation"/>).
+    /// </summary>
+    Flow,
 }
 
 /// <summary>
@@ -51,11 +57,14 @@ public sealed record FormulationConfig
     /// </summary>
     public const int EdmEmbeddingTimesteps = 4;
 
-    /// <summary>DDPM (the default) or EDM.</summary>
+    /// <summary>DDPM (the default), EDM or flow matching.</summary>
     public FormulationKind Kind { get; init; } = FormulationKind.Ddpm;
 
     /// <summary>The EDM settings (σ_data, P_mean, P_std, σ range); required for EDM, null for DDPM.</summary>
     public EdmConfig? Edm { get; init; }
+
+    /// <summary>The flow-matching settings (logit-normal times); filled with the defaults for a flow model, null for others.</summary>
+    public FlowConfig? Flow { get; init; }
 
     /// <summary>
     /// DDPM only: the network also outputs, per element, the interpolation v of its reverse-step log-variance
@@ -102,6 +111,7 @@ public sealed record FormulationConfig
     private IEnumerable<(FormulationKind Kind, object? Settings)> Settings()
     {
         yield return (FormulationKind.Edm, Edm);
+        yield return (FormulationKind.Flow, Flow);
     }
 
     /// <summary>The model's discrete noise schedule (see <see cref="Formulation.CreateSchedule"/>).</summary>
