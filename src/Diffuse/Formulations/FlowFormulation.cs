@@ -51,8 +51,9 @@ public sealed class FlowFormulation : Formulation
             throw new DiffuseException($"learned variances belong to DDPM's discrete reverse steps; a flow model's samplers set their own. Drop {Param.Of("FormulationConfig.LearnedVariance")}.");
         if (prediction != Prediction.Epsilon)
             throw new DiffuseException($"a flow network predicts the velocity ε − x, not {prediction}: drop {Param.Of("DiffusionModelConfig.Prediction")}.");
-        if (schedule.ZeroTerminalSnr || schedule.Kind != ScheduleKind.Linear || schedule.Betas is not null)
-            throw new DiffuseException($"a flow model's noise levels are fixed by its straight path (t = 1/(T + 1) … T/(T + 1)); only the number of timesteps can be set: drop {Param.Of(schedule.ZeroTerminalSnr ? "ScheduleConfig.ZeroTerminalSnr" : "ScheduleConfig.Kind")}.");
+        const string fixedLevels = "a flow model's noise levels are fixed by its straight path (t = 1/(T + 1) … T/(T + 1)); only the number of timesteps can be set";
+        if (schedule.ZeroTerminalSnr) throw new DiffuseException($"{fixedLevels}: drop {Param.Of("ScheduleConfig.ZeroTerminalSnr")}.");
+        if (schedule.Kind != ScheduleKind.Linear || schedule.Betas is not null) throw new DiffuseException($"{fixedLevels}: drop {Param.Of("ScheduleConfig.Kind")}.");
         if (schedule.Timesteps < 2) throw new DiffuseException($"a flow schedule needs at least two timesteps (got {schedule.Timesteps}).");
         if (minSnrGamma is not null)
             throw new DiffuseException($"min-SNR weighting applies to DDPM targets; flow matching weights every time alike: drop {Param.Of("TrainingConfig.MinSnrGamma")}.");

@@ -109,20 +109,26 @@ public static class FormulationRegistry
     /// <param name="Name">Its name on the command line (<c>--formulation NAME</c>) and in config.json.</param>
     /// <param name="Description">One line for help texts.</param>
     /// <param name="Create">Makes the formulation from its settings.</param>
-    public sealed record Entry(FormulationKind Kind, string Name, string Description, Func<FormulationConfig, Formulation> Create);
+    /// <param name="Choice">How messages name the choice of this formulation (a <see cref="Param"/> marker, which a front end shows as its flag).</param>
+    public sealed record Entry(FormulationKind Kind, string Name, string Description, Func<FormulationConfig, Formulation> Create, string Choice);
 
     /// <summary>Every formulation, in the order help texts list them.</summary>
     public static IReadOnlyList<Entry> Entries { get; } = new Entry[]
     {
-        new(FormulationKind.Ddpm, "ddpm", "Ho et al. 2020: discrete timesteps, ε/x0/v targets; optionally learned variances (Nichol and Dhariwal 2021)", c => new DdpmFormulation(c)),
-        new(FormulationKind.Edm, "edm", "Karras et al. 2022: preconditioned denoiser trained on log-normal noise levels", c => new EdmFormulation(c)),
-        new(FormulationKind.Flow, "flow", "Lipman et al. 2023, Liu et al. 2023: straight path x_t = (1 − t)·x + t·ε, velocity target ε − x, logit-normal times", c => new FlowFormulation(c)),
+        new(FormulationKind.Ddpm, "ddpm", "Ho et al. 2020: discrete timesteps, ε/x0/v targets; optionally learned variances (Nichol and Dhariwal 2021)", c => new DdpmFormulation(c),
+            Param.Of("FormulationConfig.Kind = FormulationKind.Ddpm")),
+        new(FormulationKind.Edm, "edm", "Karras et al. 2022: preconditioned denoiser trained on log-normal noise levels", c => new EdmFormulation(c),
+            Param.Of("FormulationConfig.Kind = FormulationKind.Edm")),
+        new(FormulationKind.Flow, "flow", "Lipman et al. 2023, Liu et al. 2023: straight path x_t = (1 − t)·x + t·ε, velocity target ε − x, logit-normal times", c => new FlowFormulation(c),
+            Param.Of("FormulationConfig.Kind = FormulationKind.Flow")),
     };
 
     /// <summary>The formulation of <paramref name="config"/>; a <see cref="DiffuseException"/> for an unknown kind.</summary>
-    public static Formulation Create(FormulationConfig config) =>
-        (Entries.FirstOrDefault(e => e.Kind == config.Kind)
-            ?? throw new DiffuseException($"unknown formulation {(int)config.Kind}: use {string.Join(", ", Entries.Select(e => e.Name))}.")).Create(config);
+    public static Formulation Create(FormulationConfig config) => Of(config.Kind).Create(config);
+
+    /// <summary>The registered entry of <paramref name="kind"/>; a <see cref="DiffuseException"/> for an unknown kind.</summary>
+    public static Entry Of(FormulationKind kind) =>
+        Entries.FirstOrDefault(e => e.Kind == kind) ?? throw new DiffuseException($"unknown formulation {(int)kind}: use {string.Join(", ", Entries.Select(e => e.Name))}.");
 
     /// <summary>The registered name of <paramref name="kind"/>.</summary>
     public static string Name(FormulationKind kind) => Entries.FirstOrDefault(e => e.Kind == kind)?.Name ?? kind.ToString().ToLowerInvariant();

@@ -103,7 +103,7 @@ public sealed record FormulationConfig
             throw new DiffuseException($"importance sampling of timesteps applies to the hybrid loss of learned variances: add {Param.Of("FormulationConfig.LearnedVariance")}.");
         foreach (var (kind, settings) in Settings())
             if (settings is not null && kind != Kind)
-                throw new DiffuseException($"{FormulationRegistry.Name(kind).ToUpperInvariant()} settings were given for a {FormulationRegistry.Name(Kind).ToUpperInvariant()} model; use {Param.Of("FormulationConfig.Kind", $"FormulationConfig.Kind = FormulationKind.{kind}", FormulationRegistry.Name(kind))} or drop them.");
+                throw new DiffuseException($"{FormulationRegistry.Name(kind).ToUpperInvariant()} settings were given for a {FormulationRegistry.Name(Kind).ToUpperInvariant()} model; use {FormulationRegistry.Of(kind).Choice} or drop them.");
         Create().Validate(prediction, schedule, minSnrGamma);
     }
 
