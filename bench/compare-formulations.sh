@@ -31,7 +31,7 @@ fi
 if [[ "$what" == images || "$what" == all ]]; then
   for f in ddpm edm flow; do
     m="$out/fashion-mnist-$f"
-    [[ -f "$m/model.safetensors" ]] || d train --data fashion-mnist --formulation "$f" --steps 800 --batch 32 --lr 1e-3 --warmup 100 \
+    [[ -f "$m/model.safetensors" ]] || d train --data fashion-mnist --out "$m" --formulation "$f" --steps 800 --batch 32 --lr 1e-3 --warmup 100 \
       --ema 0.995 --channels 32 --channel-mult 1,2,2 --blocks 1 --attention none --checkpoint-every 400 --preview-every 800 --seed 0 \
       > "$m.train.log" 2>&1
     for steps in 10 20; do
