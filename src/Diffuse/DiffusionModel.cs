@@ -16,9 +16,8 @@ namespace Diffuse;
 
 /// <summary>
 /// A trained diffusion model ready to sample and evaluate: its configuration, noise schedule, network (the EMA
-/// weights) and data normalisation, read through the denoiser of its formulation (<see cref="FormulationConfig"/>):
-/// a <see cref="Denoisers.NetworkDenoiser"/> for DDPM (with the learned variances when it has them) or an
-/// <see cref="EdmDenoiser"/> for EDM, so sampling, guidance, the bound and the ODE likelihood work alike for all. For tables, inputs and outputs are in the data's original units; for images, in the
+/// weights) and data normalisation, read through the denoiser of its formulation (<see cref="Formulations.Formulation.CreateDenoiser"/>),
+/// so sampling, guidance, the bound and the ODE likelihood work alike for all. For tables, inputs and outputs are in the data's original units; for images, in the
 /// model range [−1, 1] (<see cref="ImageDataset.ToBytes"/> turns them into 8-bit pixels).
 /// </summary>
 public sealed partial class DiffusionModel : IDisposable
@@ -33,12 +32,9 @@ public sealed partial class DiffusionModel : IDisposable
         Schedule = config.CreateSchedule();
         Network = network;
         Normalization = new Standardization(config.Data.Mean, config.Data.Std);
-        var formulation = config.Formulation;
-        IDenoiser denoiser = formulation.IsEdm
-            ? new EdmDenoiser(ConditionedNetwork.From(network), Schedule, formulation.Edm!)
-            : new NetworkDenoiser(network, Schedule, config.Prediction, formulation.LearnedVariance);
-        _networkDenoiser = (IConditionalDenoiser)denoiser;
-        NetworkDenoiser = denoiser;
+        using (var formulation = config.Formulation.Create())
+            _networkDenoiser = formulation.CreateDenoiser(ConditionedNetwork.From(network), Schedule, config.Prediction);
+        NetworkDenoiser = (IDenoiser)_networkDenoiser;
         _bounds = ClampBounds(config);
         if (_bounds is { } bounds) ClampedDenoiser = new ClampedDenoiser(NetworkDenoiser, Schedule, bounds.Lower, bounds.Upper);
         _ownsNetwork = ownsNetwork;

@@ -11,7 +11,7 @@ namespace Diffuse;
 /// <para>
 /// A name is how a library user finds the parameter: a member of a record (<c>TrainingConfig.Steps</c>), a parameter
 /// of a method (<c>Trainer.Resume(data)</c>, shown as <c>data</c>), a method (<c>Trainer.Resume</c>) or a setting
-/// (<c>FormulationConfig.Kind = FormulationKind.Edm</c>). The same name always shows the same words.
+/// (<c>FormulationConfig.Kind = FormulationKind.Ddpm</c>). The same name always shows the same words.
 /// </para>
 /// </summary>
 public static class Param

@@ -18,11 +18,7 @@ public class NamespaceDependencyTests
     /// Dependencies that close a cycle and that work in progress removes, each with the reason; the test fails when one
     /// of them is gone, so that it leaves this list too.
     /// </summary>
-    private static readonly (string From, string To, string Why)[] Pending =
-    [
-        ("Diffuse.Configuration", "Diffuse.Training",
-            "FormulationConfig's default reads HybridLoss.DefaultLambda; both move to the formulation folder (issue 11)"),
-    ];
+    private static readonly (string From, string To, string Why)[] Pending = [];
 
     [Fact]
     public void TheLibrarysNamespacesFormNoCycle()

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using Diffuse.Checkpoints;
 using Diffuse.Configuration;
 using Diffuse.Data;
+using Diffuse.Formulations;
 using Diffuse.Distributed;
 using Diffuse.Models;
 using Diffuse.Parameterization;
@@ -173,7 +174,7 @@ public class TrainSettings : CommonSettings
 
     /// <summary>Formulation.</summary>
     [CommandOption("--formulation <KIND>")]
-    [Description("ddpm (default; Ho et al. 2020: discrete timesteps, ε/x0/v targets) or edm (Karras et al. 2022: preconditioned denoiser trained on log-normal noise levels).")]
+    [Description("ddpm (default; Ho et al. 2020: discrete timesteps, ε/x0/v targets), edm (Karras et al. 2022: preconditioned denoiser trained on log-normal noise levels) or flow (flow matching, Lipman et al. 2023: straight path, velocity target, logit-normal times).")]
     public string? Formulation { get; init; }
 
     /// <summary>σ_data.</summary>
@@ -400,27 +401,36 @@ public sealed partial class TrainCommand : Command<TrainSettings>
     /// </summary>
     private static FormulationConfig Formulation(TrainSettings s, double sigmaData)
     {
-        var kind = Parse.Enum<FormulationKind>("--formulation", s.Formulation ?? "ddpm");
-        if (kind != FormulationKind.Edm)
-            foreach (var (given, name) in new[] { (s.SigmaData.HasValue, "--sigma-data"), (s.PMean.HasValue, "--p-mean"), (s.PStd.HasValue, "--p-std") })
-                if (given) throw new DiffuseException($"{name} sets EDM's training: add --formulation edm, or drop {name}.");
+        string name = s.Formulation ?? "ddpm";
+        var kind = FormulationRegistry.Parse(name)
+            ?? throw new DiffuseException($"--formulation must be one of {string.Join(", ", FormulationRegistry.Entries.Select(e => e.Name))} (got '{name}').");
+        // Each option belongs to one formulation (or, for the hybrid loss, to --learn-variance).
+        var owned = new (bool Given, string Flag, FormulationKind Owner)[]
+        {
+            (s.SigmaData.HasValue, "--sigma-data", FormulationKind.Edm), (s.PMean.HasValue, "--p-mean", FormulationKind.Edm),
+            (s.PStd.HasValue, "--p-std", FormulationKind.Edm),
+        };
+        foreach (var (given, flag, owner) in owned)
+            if (given && owner != kind)
+                throw new DiffuseException($"{flag} sets {FormulationRegistry.Name(owner).ToUpperInvariant()}'s training: add --formulation {FormulationRegistry.Name(owner)}, or drop {flag}.");
         if (!s.LearnVariance)
-            foreach (var (given, name) in new[] { (s.HybridLambda.HasValue, "--hybrid-lambda"), (s.ImportanceSampling, "--importance-sampling") })
-                if (given) throw new DiffuseException($"{name} applies to the hybrid loss of learned variances: add --learn-variance, or drop {name}.");
-        if (kind == FormulationKind.Edm && s.Schedule is not null)
-            throw new DiffuseException("--formulation edm spaces its noise levels log-uniformly from σ_min to σ_max (only --timesteps sets their number): drop --schedule.");
+            foreach (var (given, flag) in new[] { (s.HybridLambda.HasValue, "--hybrid-lambda"), (s.ImportanceSampling, "--importance-sampling") })
+                if (given) throw new DiffuseException($"{flag} applies to the hybrid loss of learned variances: add --learn-variance, or drop {flag}.");
+        if (kind != FormulationKind.Ddpm && s.Schedule is not null)
+            throw new DiffuseException($"--formulation {name} fixes its own noise levels (only --timesteps sets their number): drop --schedule.");
         var defaults = new FormulationConfig();
-        var edmDefaults = new EdmConfig(SigmaData: sigmaData);
-        return defaults with
+        var config = defaults with
         {
             Kind = kind,
-            Edm = kind == FormulationKind.Edm
-                ? edmDefaults with { SigmaData = s.SigmaData ?? edmDefaults.SigmaData, PMean = s.PMean ?? edmDefaults.PMean, PStd = s.PStd ?? edmDefaults.PStd }
-                : null,
             LearnedVariance = s.LearnVariance,
             HybridLambda = s.HybridLambda ?? defaults.HybridLambda,
             ImportanceSampling = s.ImportanceSampling,
         };
+        config = config.Create().WithDataDefaults(sigmaData);
+        if (config.Edm is { } edm)
+            config = config with { Edm = edm with { SigmaData = s.SigmaData ?? edm.SigmaData, PMean = s.PMean ?? edm.PMean, PStd = s.PStd ?? edm.PStd } };
+        return config;
     }
+
 
 }

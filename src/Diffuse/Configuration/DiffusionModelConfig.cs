@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Diffuse.Formulations;
 using Diffuse.Models;
 using Diffuse.Parameterization;
 using Diffuse.Schedules;
@@ -151,7 +152,7 @@ public sealed record DiffusionModelConfig(
         Network.Validate();
         Schedule.Validate();
         Training.Validate();
-        Formulation.Validate(Prediction, Schedule, Training);
+        Formulation.Validate(Prediction, Schedule, Training.MinSnrGamma);
         if (Network.OutputFactor != Formulation.NetworkOutputFactor)
             throw new DiffuseException(Formulation.LearnedVariance
                 ? $"a model that learns its variances needs a network with an output factor of 2 (twice the data's channels); this one has {Network.OutputFactor}."

@@ -52,10 +52,10 @@ public sealed class EdmDenoiser : IDenoiser, ISigmaDenoiser, IConditionalDenoise
         if (!(sigma > 0) || double.IsPositiveInfinity(sigma))
             throw new DiffuseException($"an EDM network needs a noise level 0 < σ < ∞ (got {sigma}).");
         using var scope = NewDisposeScope();
-        double toX = 1 / Math.Sqrt(alphaBar);   // x = z/√ᾱ
-        var conditioning = full(z.shape[0], (float)EdmPreconditioning.CNoise(sigma), dtype: ScalarType.Float32, device: z.device);
-        var output = _network.Call(z * (EdmPreconditioning.CIn(sigma, _sigmaData) * toX), conditioning, classes);
-        var x0 = (EdmPreconditioning.CSkip(sigma, _sigmaData) * toX) * z + EdmPreconditioning.COut(sigma, _sigmaData) * output;
+        var x = z * (1 / Math.Sqrt(alphaBar));   // x = z/√ᾱ
+        var sigmas = full(z.shape[0], sigma, dtype: ScalarType.Float64, device: z.device);
+        var (input, conditioning) = EdmPreconditioning.NetworkInputs(x, sigmas, _sigmaData);
+        var x0 = EdmPreconditioning.Denoised(x, _network.Call(input, conditioning, classes), sigmas, _sigmaData);
         var eps = PredictionConversion.EpsFromX0(x0, z, tensor(alphaBar, dtype: z.dtype, device: z.device));
         return new DenoiserOutput(x0.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope());
     }

@@ -77,7 +77,7 @@ public sealed record MlpConfig(int Dimensions, int Width = 128, int Depth = 3, i
 /// Sinusoidal embedding of the timestep (Vaswani et al. 2017, §3.5, as used by Ho et al. 2020): for frequencies
 /// ω_k = 10000^(−k/(E/2)), the embedding of t is [sin(t·ω_k), cos(t·ω_k)]. Timestep indices are first mapped to
 /// t = 1000·n/T so that models with any T see the same range. An EDM network receives c_noise = ¼·ln σ instead and is
-/// built for T = <see cref="Configuration.FormulationConfig.EdmEmbeddingTimesteps"/>, so that it embeds 250·c_noise.
+/// built for T = <see cref="Formulations.FormulationConfig.EdmEmbeddingTimesteps"/>, so that it embeds 250·c_noise.
 /// </summary>
 public static class TimeEmbedding
 {

@@ -83,6 +83,30 @@ public static class EdmPreconditioning
 
     /// <summary>The tensor form of <see cref="LossWeight(double, double)"/>, elementwise in <paramref name="sigma"/>.</summary>
     public static Tensor LossWeight(Tensor sigma, double sigmaData) => (sigma.square() + sigmaData * sigmaData) / (sigma * sigmaData).square();
+
+    /// <summary>
+    /// Karras et al. 2022, eq. 7 with Table 1: what the raw network F receives for the variance-exploding state
+    /// <paramref name="x"/> [B, ...] at σ per row [B]: the input c_in(σ)·x and the conditioning c_noise(σ) (float32, [B]).
+    /// Training and sampling both call this, so the preconditioning is written once.
+    /// </summary>
+    public static (Tensor Input, Tensor Conditioning) NetworkInputs(Tensor x, Tensor sigma, double sigmaData) =>
+        (CIn(PerRow(sigma, x), sigmaData) * x, CNoise(sigma.to_type(ScalarType.Float64)).to_type(ScalarType.Float32));
+
+    /// <summary>Karras et al. 2022, eq. 7: the denoiser D(x; σ) = c_skip(σ)·x + c_out(σ)·F for the network's output F, σ per row [B].</summary>
+    public static Tensor Denoised(Tensor x, Tensor output, Tensor sigma, double sigmaData)
+    {
+        var s = PerRow(sigma, x);
+        return CSkip(s, sigmaData) * x + COut(s, sigmaData) * output;
+    }
+
+    /// <summary>σ [B] reshaped to [B, 1, …, 1] so that it broadcasts against <paramref name="like"/> [B, ...].</summary>
+    internal static Tensor PerRow(Tensor sigma, Tensor like)
+    {
+        var shape = new long[like.dim()];
+        Array.Fill(shape, 1L);
+        shape[0] = -1;
+        return sigma.reshape(shape).to_type(like.dtype);
+    }
 }
 
 /// <summary>
@@ -91,7 +115,8 @@ public static class EdmPreconditioning
 /// <code>
 /// var sigma = EdmTraining.SampleSigma(normal, config);                  // normal: [B] standard normal draws
 /// var noise = EdmTraining.Noise(eps, sigma);                            // eps: [B, ...] standard normal draws
-/// var output = network.call(EdmTraining.NetworkInput(x0, noise, sigma, config.SigmaData), EdmTraining.NoiseConditioning(sigma));
+/// var (input, conditioning) = EdmPreconditioning.NetworkInputs(x0 + noise, sigma, config.SigmaData);
+/// var output = network.call(input, conditioning);
 /// var perExample = EdmTraining.Loss(output, x0, noise, sigma, config.SigmaData);   // [B]
 /// </code>
 /// </summary>
@@ -105,14 +130,7 @@ public static class EdmTraining
     public static Tensor SampleSigma(Tensor normal, EdmConfig config) => (config.PMean + config.PStd * normal).exp();
 
     /// <summary>The noise n = σ·ε for standard normal <paramref name="eps"/> [B, ...] and σ per row [B].</summary>
-    public static Tensor Noise(Tensor eps, Tensor sigma) => PerRow(sigma, eps) * eps;
-
-    /// <summary>Karras et al. 2022, Table 1: the network's input c_in(σ)·(x0 + n), per row.</summary>
-    public static Tensor NetworkInput(Tensor x0, Tensor noise, Tensor sigma, double sigmaData) =>
-        EdmPreconditioning.CIn(PerRow(sigma, x0), sigmaData) * (x0 + noise);
-
-    /// <summary>Karras et al. 2022, Table 1: the conditioning c_noise(σ) = ¼·ln σ per row [B] (float32), passed where a network takes its timestep.</summary>
-    public static Tensor NoiseConditioning(Tensor sigma) => EdmPreconditioning.CNoise(sigma.to_type(ScalarType.Float32));
+    public static Tensor Noise(Tensor eps, Tensor sigma) => EdmPreconditioning.PerRow(sigma, eps) * eps;
 
     /// <summary>
     /// Karras et al. 2022, eq. 8: the effective training target of the raw network,
@@ -120,7 +138,7 @@ public static class EdmTraining
     /// </summary>
     public static Tensor Target(Tensor x0, Tensor noise, Tensor sigma, double sigmaData)
     {
-        var s = PerRow(sigma, x0);
+        var s = EdmPreconditioning.PerRow(sigma, x0);
         return (x0 - EdmPreconditioning.CSkip(s, sigmaData) * (x0 + noise)) / EdmPreconditioning.COut(s, sigmaData);
     }
 
@@ -136,14 +154,5 @@ public static class EdmTraining
         var weight = EdmPreconditioning.LossWeight(sigma, sigmaData) * cOut.square();
         var error = (output - Target(x0, noise, sigma, sigmaData)).square().flatten(1).mean(new long[] { 1 });
         return (weight * error).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>σ [B] reshaped to [B, 1, …, 1] so that it broadcasts against <paramref name="like"/> [B, ...].</summary>
-    private static Tensor PerRow(Tensor sigma, Tensor like)
-    {
-        var shape = new long[like.dim()];
-        Array.Fill(shape, 1L);
-        shape[0] = -1;
-        return sigma.reshape(shape).to_type(like.dtype);
     }
 }

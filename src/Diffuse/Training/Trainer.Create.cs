@@ -4,6 +4,7 @@ using Diffuse.Configuration;
 using Diffuse.Data;
 using Diffuse.Data.Images;
 using Diffuse.Distributed;
+using Diffuse.Formulations;
 using Diffuse.Models;
 using Diffuse.Parameterization;
 using Diffuse.Schedules;
@@ -29,7 +30,7 @@ public sealed partial class Trainer
         collective ??= SingleProcessCollective.Instance;
         training ??= new TrainingConfig();
         schedule ??= new ScheduleConfig();
-        formulation = WithDefaultEdm(formulation ?? new FormulationConfig(), sigmaData: 1.0);
+        formulation = (formulation ?? new FormulationConfig()).Create().WithDataDefaults(sigmaData: 1.0);
         CheckSettings(training, schedule, prediction, formulation, collective);
         if (data.dim() != 2) throw new DiffuseException($"training data must be a table [rows, columns]; got shape [{string.Join(", ", data.shape)}].");
         int rows = (int)data.shape[0], dims = (int)data.shape[1];
@@ -45,7 +46,7 @@ public sealed partial class Trainer
         }
         var description = new DataDescription(source, names, normalisation.Mean, normalisation.Std, rows, DataFingerprint.Of(data), holdout, min, max);
         var mlp = (network ?? new MlpConfig(dims)) with { Dimensions = dims };
-        if (formulation.LearnedVariance) mlp = mlp with { OutputMultiplier = 2 };
+        mlp = mlp with { OutputMultiplier = formulation.NetworkOutputFactor };
         var config = new DiffusionModelConfig(mlp, schedule, prediction, description, training) { Formulation = formulation };
         config.Validate();
         CheckSameSetUp(config, collective);
@@ -70,12 +71,12 @@ public sealed partial class Trainer
         collective ??= SingleProcessCollective.Instance;
         training ??= TrainingConfig.Images;
         schedule ??= new ScheduleConfig();
-        formulation = WithDefaultEdm(formulation ?? new FormulationConfig(), sigmaData: 0.5);
+        formulation = (formulation ?? new FormulationConfig()).Create().WithDataDefaults(sigmaData: 0.5);
         CheckSettings(training, schedule, prediction, formulation, collective);
         if (images.Count < 2) throw new DiffuseException($"training needs at least two images; {images.Source} has {images.Count}.");
         int classes = images.Labels is null ? 0 : images.ClassNames.Length;
         network = (network ?? new UNetConfig { Channels = images.Channels, NumClasses = classes }) with { Channels = images.Channels };
-        if (formulation.LearnedVariance) network = network with { OutputChannelsMultiplier = 2 };
+        network = network with { OutputChannelsMultiplier = formulation.NetworkOutputFactor };
         if (network.NumClasses > 0 && images.Labels is null)
             throw new DiffuseException($"a class-conditional network needs labelled images, but {images.Source} has no labels. Train without classes.");
         if (network.NumClasses > 0 && network.NumClasses != classes)
@@ -129,14 +130,10 @@ public sealed partial class Trainer
     {
         training.Validate();
         schedule.Validate();
-        formulation.Validate(prediction, schedule, training);
+        formulation.Validate(prediction, schedule, training.MinSnrGamma);
         PredictionConversion.RequireCompatible(prediction, schedule.ZeroTerminalSnr);
         CheckBatchCoversRanks(training.BatchSize, collective);
     }
-
-    /// <summary>An EDM formulation given without its settings gets the defaults with the data's σ_data.</summary>
-    private static FormulationConfig WithDefaultEdm(FormulationConfig formulation, double sigmaData) =>
-        formulation.IsEdm && formulation.Edm is null ? formulation with { Edm = new EdmConfig(SigmaData: sigmaData) } : formulation;
 
     private static DiffusionModelConfig LoadForResume(string folder, int? steps, ICollective collective, out IReadOnlyList<string> repaired)
     {

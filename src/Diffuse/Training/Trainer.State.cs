@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Diffuse.Checkpoints;
 using Diffuse.Configuration;
 using Diffuse.Distributed;
+using Diffuse.Formulations;
 using static TorchSharp.torch;
 
 namespace Diffuse.Training;

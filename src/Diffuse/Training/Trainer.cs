@@ -5,8 +5,10 @@ using Diffuse.Checkpoints;
 using Diffuse.Configuration;
 using Diffuse.Data;
 using Diffuse.Data.Images;
+using Diffuse.Denoisers;
 using Diffuse.Distributed;
 using Diffuse.Evaluation.Likelihoods;
+using Diffuse.Formulations;
 using Diffuse.IO;
 using Diffuse.Models;
 using Diffuse.Optimization;
@@ -67,12 +69,12 @@ public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, dou
 public sealed partial class Trainer : IDisposable
 {
     /// <summary>Number of timestep quarters whose loss is logged.</summary>
-    public const int Quartiles = 4;
+    public const int Quartiles = TrainingLoss.Quartiles;
 
     private readonly Tensor _data;                // [N, ...] in model units (standardised columns, or pixels in [−1, 1]), float32
     private readonly Tensor? _labels;             // [N] int64 class labels, or null
-    private readonly Tensor _alphaBars;           // [T] float32
-    private readonly Tensor _snr;                 // [T] float32
+    private readonly Formulation _formulation;    // the noise levels, network conditioning and loss of the model's formulation
+    private readonly ConditionedNetwork _conditioned;
     private readonly AdamW _optimizer;
     private readonly ICollective _collective;
     private readonly GradientBuffer _buffer;      // every gradient, the loss, quartile sums and counts (and per-position losses): one all-reduce
@@ -94,8 +96,7 @@ public sealed partial class Trainer : IDisposable
         Schedule = config.CreateSchedule();
         _data = modelUnits.to(ScalarType.Float32, Device).contiguous().DetachFromDisposeScope();
         _labels = labels?.to_type(ScalarType.Int64).contiguous().DetachFromDisposeScope();
-        _alphaBars = tensor(Schedule.AlphaBars.ToArray(), dtype: ScalarType.Float32, device: Device).DetachFromDisposeScope();
-        _snr = tensor(Enumerable.Range(0, Schedule.Timesteps).Select(Schedule.Snr).ToArray(), dtype: ScalarType.Float32, device: Device).DetachFromDisposeScope();
+        _formulation = config.Formulation.Create();
         manual_seed((long)(config.Training.Seed % long.MaxValue));
         Network = config.CreateNetwork();
         Ema = config.CreateNetwork();
@@ -105,12 +106,13 @@ public sealed partial class Trainer : IDisposable
             Network.to(Device);
             Ema.to(Device);
         }
+        _conditioned = ConditionedNetwork.From(Network);
         ExponentialMovingAverage.CopyInto(Ema, Network);
         Ema.eval();
         foreach (var p in Ema.parameters()) p.requires_grad = false;
         _optimizer = new AdamW(Network.parameters());
 
-        int exampleSlots = config.Formulation.ImportanceSampling ? config.Training.BatchSize : 0;
+        int exampleSlots = _formulation.DrawsTimestepsByImportance ? config.Training.BatchSize : 0;
         _buffer = new GradientBuffer(Network.parameters().ToArray(), Quartiles, exampleSlots, Device);
         if (exampleSlots > 0) _importance = new TimestepImportance(Schedule.Timesteps);
         _decoder = config.Data.IsImage ? new DiscretizedGaussianDecoder() : new GaussianDecoder();
@@ -248,7 +250,9 @@ public sealed partial class Trainer : IDisposable
             classes = tensor(labels, device: Device);
         }
         var eps = SeededNoise.Normal(training.Seed, BatchPlan.Stream(Step, BatchPlan.NoiseDomain), positions, x0.shape[1..], Device);
-        var (perExample, recorded, quarter) = Config.Formulation.IsEdm ? EdmLoss(x0, eps, positions, classes) : DdpmLoss(x0, eps, positions, classes);
+        var (perExample, recorded, quarter) = _formulation.Loss(new TrainingBatch(x0, eps, positions, classes, _conditioned, Schedule, Config.Prediction,
+            training.Seed, BatchPlan.Stream(Step, BatchPlan.TimestepDomain), BatchPlan.Stream(Step, BatchPlan.EdmSigmaDomain), training.MinSnrGamma, _decoder,
+            _importance is null ? null : (_stepTimesteps, _stepWeights)));
         // This part's share of the global mean: its examples' sum over the global batch size. Summed over the parts and
         // the ranks (with the gradients) it is the mean over the global batch, however unevenly the batch divides.
         var partial = perExample.sum() / batch;
@@ -263,61 +267,6 @@ public sealed partial class Trainer : IDisposable
         return partial.item<float>();
     }
 
-    /// <summary>
-    /// The DDPM loss per example (Ho et al. 2020, eq. 14; with learned variances plus λ·L_vlb, Nichol and Dhariwal 2021,
-    /// eq. 16): the loss to backpropagate (times the importance weight when timesteps are drawn by importance), the
-    /// unweighted loss that the importance sampler records, and each example's timestep quarter.
-    /// </summary>
-    private (Tensor Loss, Tensor Recorded, Tensor Quarter) DdpmLoss(Tensor x0, Tensor eps, long[] positions, Tensor? classes)
-    {
-        var training = Config.Training;
-        var formulation = Config.Formulation;
-        var timesteps = new long[positions.Length];
-        for (int i = 0; i < positions.Length; i++)
-            timesteps[i] = _importance is not null
-                ? _stepTimesteps[positions[i]]
-                : SeededNoise.UniformInt(training.Seed, BatchPlan.Stream(Step, BatchPlan.TimestepDomain), (ulong)positions[i], Schedule.Timesteps);
-        var t = tensor(timesteps, device: Device);
-        var broadcast = new long[x0.dim()];
-        Array.Fill(broadcast, 1L);
-        broadcast[0] = positions.Length;
-        var alphaBar = _alphaBars.index_select(0, t).view(broadcast);
-        var z = GaussianProcess.Noise(x0, alphaBar, eps);
-        var output = Network.call(z, t.to_type(ScalarType.Float32), classes);
-        Tensor? varianceOutput = null;
-        if (formulation.LearnedVariance) (output, varianceOutput) = LearnedVariance.Split(output, x0.shape[1]);
-        var target = PredictionConversion.Target(Config.Prediction, x0, eps, alphaBar);
-        var perExample = (output - target).square().flatten(1).mean(new long[] { 1 });
-        if (training.MinSnrGamma is { } gamma)
-            perExample = perExample * PredictionConversion.MinSnrWeight(Config.Prediction, _snr.index_select(0, t), gamma);
-        if (varianceOutput is not null)
-            perExample = HybridLoss.Combine(perExample,
-                HybridLoss.VlbTerm(Schedule, Config.Prediction, x0, z, t, output, varianceOutput, _decoder), Schedule.Timesteps, formulation.HybridLambda);
-        var recorded = perExample;
-        if (_importance is not null)
-            perExample = perExample * tensor(positions.Select(j => (float)_stepWeights[j]).ToArray(), device: Device);
-        var quarter = (t * Quartiles).div(Schedule.Timesteps, rounding_mode: RoundingMode.floor);
-        return (perExample, recorded, quarter);
-    }
-
-    /// <summary>
-    /// The EDM loss per example (Karras et al. 2022, eq. 8 with Table 1): ln σ ~ N(P_mean, P_std²) from its own seeded
-    /// stream, the preconditioned network's λ(σ)-weighted error; returned as the loss, the same tensor as the recorded
-    /// loss, and each example's quarter of [ln σ_min, ln σ_max] (the model's schedule, low noise first).
-    /// </summary>
-    private (Tensor Loss, Tensor Recorded, Tensor Quarter) EdmLoss(Tensor x0, Tensor eps, long[] positions, Tensor? classes)
-    {
-        var edm = Config.Formulation.Edm!;
-        var normal = SeededNoise.Normal(Config.Training.Seed, BatchPlan.Stream(Step, BatchPlan.EdmSigmaDomain), positions, ReadOnlySpan<long>.Empty, Device);
-        var sigma = EdmTraining.SampleSigma(normal, edm);
-        var noise = EdmTraining.Noise(eps, sigma);
-        var output = Network.call(EdmTraining.NetworkInput(x0, noise, sigma, edm.SigmaData), EdmTraining.NoiseConditioning(sigma), classes);
-        var perExample = EdmTraining.Loss(output, x0, noise, sigma, edm.SigmaData);
-        double logMin = Math.Log(edm.SigmaMin), logMax = Math.Log(edm.SigmaMax);
-        var quarter = ((sigma.log() - logMin) * (Quartiles / (logMax - logMin))).floor().clamp(0, Quartiles - 1).to_type(ScalarType.Int64);
-        return (perExample, perExample, quarter);
-    }
-
     /// <summary>A model view of the current EMA weights (shares them; valid while this trainer lives).</summary>
     public DiffusionModel ToModel() => DiffusionModel.FromNetwork(Config, Ema, ownsNetwork: false);
 
@@ -330,7 +279,6 @@ public sealed partial class Trainer : IDisposable
         Network.Dispose();
         Ema.Dispose();
         _data.Dispose();
-        _alphaBars.Dispose();
-        _snr.Dispose();
+        _formulation.Dispose();
     }
 }

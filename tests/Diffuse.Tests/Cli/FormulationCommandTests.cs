@@ -31,10 +31,33 @@ public class FormulationCommandTests
         AssertUserError(Train(model, 1, "--hybrid-lambda", "0.01"), "--hybrid-lambda", "add --learn-variance");
         AssertUserError(Train(model, 1, "--importance-sampling"), "--importance-sampling", "add --learn-variance");
         AssertUserError(Train(model, 1, "--learn-variance", "--hybrid-lambda", "-1"), "--hybrid-lambda must be a positive number");
+        AssertUserError(Train(model, 1, "--formulation", "flow", "--sigma-data", "0.5"), "--sigma-data sets EDM's training", "--formulation edm");
+        AssertUserError(Train(model, 1, "--formulation", "flow", "--schedule", "cosine"), "drop --schedule");
+        AssertUserError(Train(model, 1, "--formulation", "flow", "--prediction", "x0"), "velocity", "drop --prediction");
         Assert.False(Directory.Exists(model) && File.Exists(Path.Combine(model, "config.json")));
 
         Assert.Equal(0, Train(model, 2).Code);
         AssertUserError(Train(model, 3, "--resume", "--formulation", "edm"), "--formulation is fixed when a run starts");
+    }
+
+    [Fact]
+    public void AFlowModelTrainsResumesSamplesAndIsEvaluatedFromTheCommandLine()
+    {
+        using var dir = new TempDir();
+        string flow = Path.Combine(dir.Path, "flow");
+        var trained = Train(flow, 10, "--formulation", "flow");
+        Assert.True(trained.Code == 0, trained.Err);
+        var formulation = Formulation(flow);
+        Assert.Equal("flow", (string?)formulation["kind"]);
+        Assert.Equal(1.0, (double)formulation["flow"]!["logitStd"]!);
+        Assert.True(Train(flow, 12, "--resume").Code == 0);
+        string csv = Path.Combine(dir.Path, "s.csv");
+        var sampled = Run("sample", "--model", flow, "--count", "20", "--out", csv, "--sampler", "dpm++2m", "--steps", "5");
+        Assert.True(sampled.Code == 0, sampled.Err);
+        Assert.Equal(20, Diffuse.Data.CsvTable.Load(csv).Rows);
+        var evaluated = Run("eval", "--model", flow, "--data", "moons", "--count", "200", "--nll", "--method", "ode", "--ode-steps", "5");
+        Assert.True(evaluated.Code == 0, evaluated.Err);
+        Assert.Contains("nats/dim", evaluated.Out);
     }
 
     [Fact]

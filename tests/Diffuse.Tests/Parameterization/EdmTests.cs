@@ -107,8 +107,11 @@ public class EdmTests
         Assert.Equal(new long[] { 32 }, loss.shape);
         Assert.True(loss.allclose(expected, rtol: 1e-9, atol: 1e-12));
         // The network input is c_in·(x0 + n) per row, and the conditioning ¼·ln σ.
-        Assert.True(EdmTraining.NetworkInput(x0, noise, sigma, SigmaData).allclose((x0 + noise) / (s.square() + SigmaData * SigmaData).sqrt()));
-        Assert.True(EdmTraining.NoiseConditioning(sigma).allclose((sigma.log() / 4).to_type(ScalarType.Float32)));
+        var (input, conditioning) = EdmPreconditioning.NetworkInputs(x0 + noise, sigma, SigmaData);
+        Assert.True(input.allclose((x0 + noise) / (s.square() + SigmaData * SigmaData).sqrt()));
+        Assert.True(conditioning.allclose((sigma.log() / 4).to_type(ScalarType.Float32)));
+        // The denoiser of eq. 7 composed from the same output is the one the loss compares with x0.
+        Assert.True(EdmPreconditioning.Denoised(x0 + noise, output, sigma, SigmaData).allclose(denoised, rtol: 1e-12, atol: 1e-12));
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Diffuse.Formulations;
 using Diffuse.Checkpoints;
 using Diffuse.Configuration;
 using Diffuse.Data;
@@ -57,7 +58,7 @@ public class FormulationTrainingTests(ITestOutputHelper output)
         var schedule = new ScheduleConfig();
         var training = new TrainingConfig();
         void Fails(FormulationConfig f, string fragment, Prediction prediction = Prediction.Epsilon, ScheduleConfig? s = null, TrainingConfig? t = null) =>
-            Assert.Contains(fragment, Assert.Throws<DiffuseException>(() => f.Validate(prediction, s ?? schedule, t ?? training)).Message);
+            Assert.Contains(fragment, Assert.Throws<DiffuseException>(() => f.Validate(prediction, s ?? schedule, (t ?? training).MinSnrGamma)).Message);
 
         Fails(edm with { LearnedVariance = true }, "Drop FormulationConfig.LearnedVariance");
         Fails(edm, "drop DiffusionModelConfig.Prediction", Prediction.V);
@@ -68,7 +69,7 @@ public class FormulationTrainingTests(ITestOutputHelper output)
         Fails(new FormulationConfig { Edm = new EdmConfig() }, "FormulationConfig.Kind = FormulationKind.Edm");
         Fails(new FormulationConfig { ImportanceSampling = true }, "add FormulationConfig.LearnedVariance");
         Fails(new FormulationConfig { LearnedVariance = true, HybridLambda = 0 }, "FormulationConfig.HybridLambda");
-        edm.Validate(Prediction.Epsilon, schedule, training);
+        edm.Validate(Prediction.Epsilon, schedule, training.MinSnrGamma);
 
         // The network must carry the variance outputs exactly when the variance is learned.
         using var data = ToyData.Sample(ToyDistribution.Moons, 200, 0);
@@ -208,7 +209,7 @@ public class FormulationTrainingTests(ITestOutputHelper output)
         })
         {
             using var trainer = Trainer.Create(images, training, new ScheduleConfig(Timesteps: 20), network: unet, formulation: formulation);
-            Assert.Equal(formulation.IsEdm ? 0.5 : null, trainer.Config.Formulation.Edm?.SigmaData);   // images in [−1, 1]
+            Assert.Equal(formulation.Kind == FormulationKind.Edm ? 0.5 : null, trainer.Config.Formulation.Edm?.SigmaData);   // images in [−1, 1]
             Assert.Equal(formulation.LearnedVariance ? 2 : 1, ((UNetConfig)trainer.Config.Network).OutputChannelsMultiplier);
             trainer.Run();
             Assert.All(trainer.Losses, l => Assert.True(double.IsFinite(l.Loss)));

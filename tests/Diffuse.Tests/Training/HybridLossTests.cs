@@ -1,3 +1,4 @@
+using Diffuse.Formulations;
 using Diffuse.Denoisers;
 using Diffuse.Evaluation.Likelihoods;
 using Diffuse.Parameterization;

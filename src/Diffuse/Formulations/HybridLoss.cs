@@ -3,7 +3,7 @@ using Diffuse.Parameterization;
 using Diffuse.Schedules;
 using static TorchSharp.torch;
 
-namespace Diffuse.Training;
+namespace Diffuse.Formulations;
 
 /// <summary>
 /// The hybrid objective of Nichol and Dhariwal 2021 (§3.1, eq. 16), L_hybrid = L_simple + λ·L_vlb, for a network that

@@ -1,8 +1,7 @@
 using Diffuse.Parameterization;
 using Diffuse.Schedules;
-using Diffuse.Training;
 
-namespace Diffuse.Configuration;
+namespace Diffuse.Formulations;
 
 /// <summary>The way a model's network is trained and read: which objective, noise levels and network outputs.</summary>
 public enum FormulationKind
@@ -18,6 +17,12 @@ public enum FormulationKind
     /// D = c_skip·x + c_out·F(c_in·x; c_noise) and its λ(σ)-weighted loss (see <see cref="EdmTraining"/>).
     /// </summary>
     Edm,
+
+    /// <summary>
+    /// Flow matching on the straight path x_t = (1 − t)·x + t·ε with the velocity target ε − x (Lipman et al. 2023;
+    /// Liu et al. 2023; logit-normal times as in Esser et al. 2024; see <see cref="FlowFormulation"/>).
+    /// </summary>
+    Flow,
 }
 
 /// <summary>
@@ -35,7 +40,7 @@ public enum FormulationKind
 /// EDM (Karras et al. 2022) trains the preconditioned denoiser on log-normal noise levels. Its network always sees a
 /// unit-variance input and target, and the model's discrete schedule is <see cref="EdmConfig.Schedule"/> of the
 /// configured number of timesteps (σ log-uniform from σ_min to σ_max), so every sampler, the bound and the ODE
-/// likelihood work on it. An EDM model ignores <see cref="DiffusionModelConfig.Prediction"/> (the network's output
+/// likelihood work on it. An EDM model ignores <see cref="Configuration.DiffusionModelConfig.Prediction"/> (the network's output
 /// is F, neither ε nor x0 nor v), so it must stay ε, the default; it ignores the schedule's kind, which must stay the
 /// default (linear, no custom β), and it cannot have zero terminal SNR (c_noise = ¼·ln σ is infinite at σ = ∞).
 /// </para>
@@ -52,11 +57,14 @@ public sealed record FormulationConfig
     /// </summary>
     public const int EdmEmbeddingTimesteps = 4;
 
-    /// <summary>DDPM (the default) or EDM.</summary>
+    /// <summary>DDPM (the default), EDM or flow matching.</summary>
     public FormulationKind Kind { get; init; } = FormulationKind.Ddpm;
 
     /// <summary>The EDM settings (σ_data, P_mean, P_std, σ range); required for EDM, null for DDPM.</summary>
     public EdmConfig? Edm { get; init; }
+
+    /// <summary>The flow-matching settings (logit-normal times); filled with the defaults for a flow model, null for others.</summary>
+    public FlowConfig? Flow { get; init; }
 
     /// <summary>
     /// DDPM only: the network also outputs, per element, the interpolation v of its reverse-step log-variance
@@ -75,55 +83,40 @@ public sealed record FormulationConfig
     /// </summary>
     public bool ImportanceSampling { get; init; }
 
-    /// <summary>Whether this is the EDM formulation.</summary>
+    /// <summary>Outputs per element of the data the network needs (see <see cref="Formulation.NetworkOutputFactor"/>).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
-    public bool IsEdm => Kind == FormulationKind.Edm;
+    public int NetworkOutputFactor => Create().NetworkOutputFactor;
 
-    /// <summary>Outputs per element of the data the network needs: 2 with <see cref="LearnedVariance"/>, else 1.</summary>
-    [System.Text.Json.Serialization.JsonIgnore]
-    public int NetworkOutputFactor => LearnedVariance ? 2 : 1;
+    /// <summary>The formulation these settings describe (<see cref="FormulationRegistry.Create"/>).</summary>
+    public Formulation Create() => FormulationRegistry.Create(this);
 
     /// <summary>
     /// Throws a <see cref="DiffuseException"/> naming the first invalid value or the first choice that does not fit
-    /// with <paramref name="prediction"/>, <paramref name="schedule"/> or <paramref name="training"/>.
+    /// with <paramref name="prediction"/>, <paramref name="schedule"/> or the training's <paramref name="minSnrGamma"/>
+    /// (see <see cref="Formulation.Validate"/>).
     /// </summary>
-    public void Validate(Prediction prediction, ScheduleConfig schedule, TrainingConfig training)
+    public void Validate(Prediction prediction, ScheduleConfig schedule, double? minSnrGamma = null)
     {
-        if (!Enum.IsDefined(Kind)) throw new DiffuseException($"unknown formulation {(int)Kind}: use ddpm or edm.");
         if (!(HybridLambda > 0) || double.IsInfinity(HybridLambda))
             throw new DiffuseException($"{Param.Of("FormulationConfig.HybridLambda")} must be a positive number (got {HybridLambda}).");
         if (ImportanceSampling && !LearnedVariance)
             throw new DiffuseException($"importance sampling of timesteps applies to the hybrid loss of learned variances: add {Param.Of("FormulationConfig.LearnedVariance")}.");
-        if (!IsEdm)
-        {
-            if (Edm is not null) throw new DiffuseException($"EDM settings (σ_data, P_mean, P_std) were given for a DDPM model; use {Param.Of("FormulationConfig.Kind = FormulationKind.Edm")} or drop them.");
-            return;
-        }
-        if (Edm is null) throw new DiffuseException("an EDM model needs its EDM settings (σ_data, P_mean, P_std, σ range).");
-        Edm.Validate();
-        if (LearnedVariance)
-            throw new DiffuseException($"learned variances belong to DDPM's discrete reverse steps; EDM models keep the sampler's variances. Drop {Param.Of("FormulationConfig.LearnedVariance")} or use {Param.Of("FormulationConfig.Kind = FormulationKind.Ddpm")}.");
-        if (prediction != Prediction.Epsilon)
-            throw new DiffuseException($"an EDM network predicts the preconditioned F of Karras et al., not {prediction}: drop {Param.Of("DiffusionModelConfig.Prediction")}.");
-        if (schedule.ZeroTerminalSnr)
-            throw new DiffuseException($"an EDM network is conditioned on ln σ, which is infinite under zero terminal SNR: drop {Param.Of("ScheduleConfig.ZeroTerminalSnr")}.");
-        if (schedule.Kind != ScheduleKind.Linear || schedule.Betas is not null)
-            throw new DiffuseException($"an EDM model's noise levels are log-uniform from σ_min to σ_max; it cannot use the '{schedule.Kind.ToString().ToLowerInvariant()}' schedule: drop {Param.Of("ScheduleConfig.Kind")}.");
-        if (schedule.Timesteps < 2) throw new DiffuseException($"an EDM schedule needs at least two timesteps (got {schedule.Timesteps}).");
-        if (training.MinSnrGamma is not null)
-            throw new DiffuseException($"min-SNR weighting applies to DDPM targets; EDM weights its loss by λ(σ) = (σ² + σ_data²)/(σ·σ_data)²: drop {Param.Of("TrainingConfig.MinSnrGamma")}.");
+        foreach (var (kind, settings) in Settings())
+            if (settings is not null && kind != Kind)
+                throw new DiffuseException($"{FormulationRegistry.Name(kind).ToUpperInvariant()} settings were given for a {FormulationRegistry.Name(Kind).ToUpperInvariant()} model; use {FormulationRegistry.Of(kind).Choice} or drop them.");
+        Create().Validate(prediction, schedule, minSnrGamma);
     }
 
-    /// <summary>
-    /// The model's discrete noise schedule: <paramref name="schedule"/>'s for DDPM; for EDM <see cref="EdmConfig.Schedule"/>
-    /// of its number of timesteps.
-    /// </summary>
-    public NoiseSchedule CreateSchedule(ScheduleConfig schedule) =>
-        IsEdm ? Edm!.Schedule(schedule.Timesteps) : NoiseSchedule.Create(schedule);
+    /// <summary>Each formulation's own settings record, which only a model of that kind may carry.</summary>
+    private IEnumerable<(FormulationKind Kind, object? Settings)> Settings()
+    {
+        yield return (FormulationKind.Edm, Edm);
+        yield return (FormulationKind.Flow, Flow);
+    }
 
-    /// <summary>
-    /// The T the network's time embedding is built for: the schedule's timesteps for DDPM (which the network receives);
-    /// <see cref="EdmEmbeddingTimesteps"/> for EDM, whose network receives c_noise.
-    /// </summary>
-    public int NetworkTimesteps(ScheduleConfig schedule) => IsEdm ? EdmEmbeddingTimesteps : schedule.Timesteps;
+    /// <summary>The model's discrete noise schedule (see <see cref="Formulation.CreateSchedule"/>).</summary>
+    public NoiseSchedule CreateSchedule(ScheduleConfig schedule) => Create().CreateSchedule(schedule);
+
+    /// <summary>The T the network's time embedding is built for (see <see cref="Formulation.NetworkTimesteps"/>).</summary>
+    public int NetworkTimesteps(ScheduleConfig schedule) => Create().NetworkTimesteps(schedule);
 }
