@@ -64,7 +64,7 @@ public static class StreamDomains
     public const int TrainingNoise = 2;
     /// <summary>The per-epoch permutations of the data rows.</summary>
     public const int TrainingPermutation = 3;
-    /// <summary>EDM's log-normal noise levels.</summary>
+    /// <summary>The continuous noise levels of a training step: EDM's log-normal σ and flow matching's logit-normal t.</summary>
     public const int TrainingEdmSigma = 4;
     /// <summary>"drop": XORed into the label-dropout stream of a step to reseed libtorch's dropout masks for a batch shard.</summary>
     public const ulong TrainingDropoutMasks = 0x64726F70;
@@ -133,7 +133,7 @@ public static class StreamDomains
         new(nameof(TrainingTimesteps), TrainingTimesteps, StreamSpace.Training, 1, "training timesteps"),
         new(nameof(TrainingNoise), TrainingNoise, StreamSpace.Training, 1, "training noise"),
         new(nameof(TrainingPermutation), TrainingPermutation, StreamSpace.Training, 1, "per-epoch permutations"),
-        new(nameof(TrainingEdmSigma), TrainingEdmSigma, StreamSpace.Training, 1, "EDM noise levels"),
+        new(nameof(TrainingEdmSigma), TrainingEdmSigma, StreamSpace.Training, 1, "continuous noise levels: EDM's σ and flow matching's t"),
         new(nameof(TrainingDropoutMasks), TrainingDropoutMasks, StreamSpace.Training, 1, "reseeding of the dropout masks (XOR tag)"),
         new(nameof(BoundFirstTimestepNoise), BoundFirstTimestepNoise, StreamSpace.VariationalBound, Counted, "noise of timestep n (stream n)"),
         new(nameof(BoundStrata), BoundStrata, StreamSpace.VariationalBound, 1, "stratified timestep draws"),

@@ -238,7 +238,7 @@ public sealed partial class Trainer : IDisposable
         using var scope = NewDisposeScope();
         // Dropout draws from torch's generator: reseed it from (seed, step, first position) so that a resumed run draws
         // the same masks as an uninterrupted one (the masks do depend on how the batch is split into parts and ranks).
-        manual_seed((long)(SeededNoise.Key(training.Seed, BatchPlan.Stream(Step, BatchPlan.LabelDropoutDomain) ^ 0x64726F70UL, (ulong)part.Start) & long.MaxValue));
+        manual_seed((long)(SeededNoise.Key(training.Seed, BatchPlan.Stream(Step, BatchPlan.LabelDropoutDomain) ^ StreamDomains.TrainingDropoutMasks, (ulong)part.Start) & long.MaxValue));
         var x0 = _data.index_select(0, tensor(indices, device: Device));
         if (training.HorizontalFlip && x0.dim() == 4) x0 = ImageDataset.RandomHorizontalFlip(x0, training.Seed, Step, positions);
         Tensor? classes = null;
