@@ -29,6 +29,7 @@ using static TorchSharp.torch;
 //   serve-load <url> <model> <n> <levels> [json]   throughput and p50/p99 latency of a running diffuse serve at each
 //                                    concurrency level (see bench/serve-fashion-mnist.sh).
 //   serve-memory <url> <model> <n> <pid> [c] [json]  the server's RSS over n requests.
+//   serve-batch-rate <model> [batches]  one guided network evaluation at each batch size: what batching can gain.
 //   unet-memory [steps] [batch]      process RSS over a long training run of the reference U-Net (default 1000 steps, batch 16).
 //                                    The unet-* commands take --channels-last (convolutions on channels-last feature maps)
 //                                    and --keep-freed (NativeAllocator.KeepFreedMemory) to measure what each option brings.
@@ -47,6 +48,7 @@ return args.FirstOrDefault() switch
     "editing-inpaint" => EditingBench.Inpainting(args.Skip(1).ToArray()),
     "serve-load" => ServeLoad.Load(args.Skip(1).ToArray()),
     "serve-memory" => ServeLoad.Memory(args.Skip(1).ToArray()),
+    "serve-batch-rate" => ServeLoad.BatchRate(args.Skip(1).ToArray()),
     _ => Usage(),
 };
 

@@ -68,6 +68,40 @@ internal static class ServeLoad
         return 0;
     }
 
+    /// <summary>
+    /// serve-batch-rate &lt;model&gt; [batches]: what batching can gain at most: one guided network evaluation (the unit of
+    /// a sampler step) at each batch size, as images per second and per-image milliseconds (median of 5 runs of 5 calls).
+    /// </summary>
+    public static int BatchRate(string[] args)
+    {
+        if (args.Length < 1) return Usage();
+        int[] sizes = args.Length > 1 ? args[1].Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() : new[] { 1, 2, 4, 8, 16, 32, 64 };
+        using var model = Diffuse.DiffusionModel.Load(args[0]);
+        Diffuse.Runtime.TorchThreads.Apply(model.IsImage);
+        Console.WriteLine($"{args[0]}: one guided network evaluation per batch, {TorchSharp.torch.get_num_threads()} thread(s), load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+        Console.WriteLine("| batch | ms per evaluation | ms per image | images/s per evaluation step |");
+        Console.WriteLine("| --- | --- | --- | --- |");
+        using var inference = TorchSharp.torch.inference_mode();
+        foreach (int b in sizes)
+        {
+            var times = new List<double>();
+            for (int run = 0; run < 6; run++)
+            {
+                using var scope = TorchSharp.torch.NewDisposeScope();
+                var labels = model.ClassCount > 0 ? Enumerable.Range(0, b).Select(i => (long)(i % model.ClassCount)).ToArray() : null;
+                var denoiser = Diffuse.Denoisers.SigmaDenoiser.From(model.DenoiserFor(labels, Diffuse.Sampling.SamplingDefaults.Guidance), model.Schedule);
+                var z = TorchSharp.torch.randn(new[] { (long)b }.Concat(model.ExampleShape).ToArray());
+                var clock = Stopwatch.StartNew();
+                for (int k = 0; k < 5; k++) denoiser.DenoiseAtSigma(z, 1.0);
+                if (run > 0) times.Add(clock.Elapsed.TotalMilliseconds / 5);   // the first run warms up
+            }
+            times.Sort();
+            double ms = times[times.Count / 2];
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {b} | {ms:F1} | {ms / b:F2} | {1000 * b / ms:F0} |"));
+        }
+        return 0;
+    }
+
     private static (double[] Latencies, long Images, List<int> Batches) Run(HttpClient client, string model, string body, int concurrency, int total, ref int seed)
     {
         int next = 0, first = seed;
@@ -126,7 +160,7 @@ internal static class ServeLoad
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: Diffuse.Bench serve-load <url> <model> <requests per level> <levels, e.g. 1,4,16,64> [request json] | serve-memory <url> <model> <requests> <server pid> [concurrency] [request json]");
+        Console.Error.WriteLine("usage: Diffuse.Bench serve-load <url> <model> <requests per level> <levels, e.g. 1,4,16,64> [request json] | serve-memory <url> <model> <requests> <server pid> [concurrency] [request json] | serve-batch-rate <model> [batches]");
         return 2;
     }
 }

@@ -17,6 +17,14 @@ internal sealed class BatchScheduler : IDisposable
     private readonly Thread _worker;
     private bool _stopping;
     private long _runs, _jobsRun;
+    private int _lastCohort = 1;
+
+    /// <summary>
+    /// How long the worker waits, after the first request of a run arrives, for the others of a busy stream to join
+    /// it: clients that each send their next request when the last one returns arrive a few milliseconds apart, and
+    /// without this wait the first would run alone while the rest queue behind it.
+    /// </summary>
+    public static readonly TimeSpan Gather = TimeSpan.FromMilliseconds(5);
 
     public BatchScheduler(ServedModel model, ServeOptions options)
     {
@@ -64,7 +72,13 @@ internal sealed class BatchScheduler : IDisposable
             {
                 while (_waiting.Count == 0 && !_stopping) Monitor.Wait(_gate);
                 if (_stopping) return;
+                // Only when the last run was shared: a lone client is never kept waiting.
+                var until = DateTime.UtcNow + Gather;
+                while (_options.Batching && _lastCohort > 1 && _waiting.Count < _lastCohort && !_stopping && DateTime.UtcNow < until)
+                    Monitor.Wait(_gate, Math.Max(0, (int)Math.Ceiling((until - DateTime.UtcNow).TotalMilliseconds)));
+                if (_stopping) return;
                 cohort = TakeCohort();
+                _lastCohort = Math.Max(1, cohort.Count);
                 if (cohort.Count == 0) continue;
                 _runs++;
                 _jobsRun += cohort.Count;
