@@ -77,7 +77,7 @@ public sealed class ServeCommand : Command<ServeSettings>
             settings.Queue ?? defaults.QueueLimit, settings.MaxBatch ?? defaults.MaxBatch, !settings.NoBatching);
         options.Validate();
         settings.ApplyThreads(imageModel: true);
-        var models = ServedModel.LoadAll(settings.Models, options);
+        var models = ServedModel.LoadAll(settings.Models, options, settings.TorchDevice());
         try
         {
             var server = new DiffuseServer(options, models);

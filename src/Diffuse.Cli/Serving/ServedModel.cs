@@ -24,9 +24,12 @@ public sealed class ServedModel : IDisposable
 
     internal BatchScheduler Scheduler { get; }
 
-    /// <summary>Loads every model of <paramref name="models"/> (folders or shipped names), naming each by its folder, and starts their workers.</summary>
+    /// <summary>
+    /// Loads every model of <paramref name="models"/> (folders or shipped names) onto <paramref name="device"/> (default
+    /// the CPU), naming each by its folder, and starts their workers.
+    /// </summary>
     /// <exception cref="DiffuseException">A model cannot be loaded, or two have the same name.</exception>
-    public static IReadOnlyList<ServedModel> LoadAll(IReadOnlyList<string> models, ServeOptions options)
+    public static IReadOnlyList<ServedModel> LoadAll(IReadOnlyList<string> models, ServeOptions options, TorchSharp.torch.Device? device = null)
     {
         var loaded = new List<ServedModel>();
         try
@@ -37,7 +40,7 @@ public sealed class ServedModel : IDisposable
                 string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
                 if (loaded.Any(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase)))
                     throw new DiffuseException($"two models are named '{name}' (the folder's name names a model in URLs); serve folders with different names.");
-                var model = DiffusionModel.Load(folder);
+                var model = DiffusionModel.Load(folder, device);
                 loaded.Add(new ServedModel(name, folder, model, options));
             }
             return loaded;
