@@ -58,6 +58,8 @@ public sealed class DiffuseServer : IAsyncDisposable
         _app.MapGet("/v1/models", () => Results.Json(new { models = _models.Select(m => m.Info()) }));
         _app.MapGet("/v1/models/{name}", (string name) => Results.Json(Find(name).Info()));
         _app.MapGet("/v1/models/{name}/schedule", (string name) => Results.Json(Schedule(Find(name))));
+        _app.MapGet("/v1/models/{name}/examples", (string name) => Results.Json(Find(name).Examples
+            ?? throw new ApiException(404, "no_examples", $"the data set of '{name}' is not in this server's cache (only fashion-mnist and mnist test images are shown, and nothing is downloaded); the playground uses the model's own samples instead.")));
         _app.MapPost("/v1/models/{name}/samples", (HttpContext context, string name) => Sample(context, Find(name)));
         _app.MapFallback(context => throw new ApiException(404, "not_found", $"there is no {context.Request.Method} {context.Request.Path}; the API is described at /openapi.json."));
     }

@@ -11,6 +11,7 @@ public sealed class ServedModel : IDisposable
         Folder = folder;
         Model = model;
         Scheduler = new BatchScheduler(this, options);
+        _examples = new Lazy<object?>(() => LoadExamples(ExampleCount));
     }
 
     /// <summary>The name in URLs: the folder's name (or the shipped model's).</summary>
@@ -50,6 +51,40 @@ public sealed class ServedModel : IDisposable
             foreach (var m in loaded) m.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Test images of the data set the model was trained on, for the playground's forward process: only a named data set
+    /// (fashion-mnist, mnist) whose converted test split is already in this machine's cache (nothing is downloaded, and
+    /// no path comes from a request); null otherwise. The first images, as PNGs with their classes, read once.
+    /// </summary>
+    public object? Examples => _examples.Value;
+
+    private readonly Lazy<object?> _examples;
+
+    /// <summary>How many test images <see cref="Examples"/> holds.</summary>
+    private const int ExampleCount = 16;
+
+    private object? LoadExamples(int count)
+    {
+        if (!Model.IsImage) return null;
+        string name = ImageSources.FromTrainingSource(Model.Config.Data.Source);
+        if (!Diffuse.Data.Images.NpmDatasets.IsKnown(name)) return null;
+        string file = Path.Combine(Diffuse.Data.Images.NpmDatasets.DefaultCacheRoot, name, Diffuse.Data.Images.NpmDatasets.TestFile);
+        if (!File.Exists(file)) return null;
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        using var data = Diffuse.Data.Images.ImageDatasetFile.Load(file);
+        if (data.Channels != Model.ExampleShape[0] || data.Height != Model.ExampleShape[1] || data.Width != Model.ExampleShape[2]) return null;
+        int n = Math.Min(count, data.Count);
+        return new
+        {
+            source = $"{name} (test)",
+            images = Enumerable.Range(0, n).Select(i => new
+            {
+                name = $"{name} test image {i}" + (data.Labels is { } labels && labels[i] < data.ClassNames.Length ? $" ({data.ClassNames[labels[i]]})" : ""),
+                png = Convert.ToBase64String(Pictures.Png(data.Images[i])),
+            }).ToArray(),
+        };
     }
 
     /// <summary>What <c>GET /v1/models</c> says about the model.</summary>

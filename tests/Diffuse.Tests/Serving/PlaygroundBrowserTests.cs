@@ -76,6 +76,9 @@ public sealed class PlaygroundBrowserTests(ServerFixture fixture) : IAsyncLifeti
     {
         string clean = Script("return document.getElementById('forward-canvas').toDataURL()");
         Assert.Equal("1.0000", Element("alpha-bar").Text);
+        // Fashion-MNIST's test images when this machine has the data set cached, else the model's own samples.
+        string note = Element("example-note").Text;
+        Assert.True(note.Contains("test images of fashion-mnist", StringComparison.Ordinal) || note.Contains("own samples", StringComparison.Ordinal), note);
         var slider = Element("t");
         slider.Click();   // the middle of the slider
         Wait(() => Element("alpha-bar").Text != "1.0000", "ᾱ to change");

@@ -100,6 +100,8 @@ public class ServeApiTests(ServerFixture fixture)
         await ServerInstance.AssertError(await s.Client.PostAsync("/v1/models/image/samples", new StringContent("count=3", Encoding.UTF8, "text/plain")), 415, "unsupported_media_type");
         await ServerInstance.AssertError(await s.Sample("image", "{\"sampler\": \"" + new string('x', 100_000) + "\"}"), 413, "body_too_large");
         await ServerInstance.AssertError(await s.Client.GetAsync("/v1/nothing-here"), 404, "not_found");
+        await ServerInstance.AssertError(await s.Client.GetAsync("/v1/models/table/examples"), 404, "no_examples", "own samples");
+        await ServerInstance.AssertError(await s.Client.GetAsync("/v1/models/image/examples"), 404, "no_examples");
         // Nothing in a request is a path: a model is found by name among those loaded, never on disk.
         await ServerInstance.AssertError(await s.Sample(Uri.EscapeDataString(fixture.ImageModel), new { }), 404, "unknown_model");
         // The API still answers after all of that.

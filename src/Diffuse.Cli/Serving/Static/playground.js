@@ -91,8 +91,17 @@ async function loadExamples() {
   state.examples = [];
   try {
     if (state.isImage) {
-      const body = { count: m.classes.length ? m.classes.length : 8, sampler: 'dpm++2m', steps: 10, seed: 1234, format: 'png' };
-      const images = (await (await api(`/v1/models/${encodeURIComponent(m.name)}/samples`, body)).json()).images;
+      // Test images of the data set when the server has them cached, else the model's own samples.
+      let images = null, note = 'Examples are the model\'s own samples (seed 1234): this server has no copy of its data set.';
+      const examples = await fetch(`/v1/models/${encodeURIComponent(m.name)}/examples`, { headers: headers(false) });
+      if (examples.ok) {
+        const json = await examples.json();
+        images = json.images;
+        note = `Examples are the first test images of ${json.source}.`;
+      } else {
+        const body = { count: m.classes.length ? m.classes.length : 8, sampler: 'dpm++2m', steps: 10, seed: 1234, format: 'png' };
+        images = (await (await api(`/v1/models/${encodeURIComponent(m.name)}/samples`, body)).json()).images;
+      }
       for (const image of images) {
         const data = await decodePng('data:image/png;base64,' + image.png);
         const channels = m.shape[0], x0 = new Float32Array(data.width * data.height * channels);
@@ -100,7 +109,7 @@ async function loadExamples() {
           for (let c = 0; c < channels; c++) x0[p * channels + c] = data.data[p * 4 + c] / 127.5 - 1;
         state.examples.push({ name: image.name, x0, width: data.width, height: data.height, channels });
       }
-      $('example-note').textContent = 'Examples are the model\'s own samples (seed 1234): the server holds no data set.';
+      $('example-note').textContent = note;
     } else {
       const json = await (await api(`/v1/models/${encodeURIComponent(m.name)}/samples`, { count: 1000, seed: 1234, format: 'json', sampler: 'euler', steps: 50 })).json();
       const rows = json.rows, d = rows[0].length;
