@@ -37,22 +37,37 @@ diffuse_has_libmpich() {
   done
   return 1
 }
-diffuse_ensure_mpi() {
-  if command -v mpiexec >/dev/null 2>&1 && diffuse_has_libmpich; then return 0; fi
+# diffuse_apt_install <what> <what it is for> <packages...>: installs Debian/Ubuntu packages (root only), refreshing the
+# package lists once if the first attempt fails; otherwise, or without apt-get, says what to run. Never fails the caller.
+diffuse_apt_install() {
+  local what="$1" purpose="$2"; shift 2
   if [ "$(uname -s)" != "Linux" ] || ! command -v apt-get >/dev/null 2>&1; then
-    diffuse_say "MPI (MPICH) is needed for the multi-process training tests and was not found; install MPICH with your system's package manager."
+    diffuse_say "$what is needed for $purpose and was not found; install it ($*) with your system's package manager."
     return 0
   fi
   if [ "$(id -u)" -ne 0 ]; then
-    diffuse_say "MPI (MPICH) is needed for the multi-process training tests and was not found. Install it with:"
-    diffuse_say "  sudo apt-get update && sudo apt-get install -y mpich"
+    diffuse_say "$what is needed for $purpose and was not found. Install it with:"
+    diffuse_say "  sudo apt-get update && sudo apt-get install -y $*"
     return 0
   fi
-  diffuse_say "installing MPICH (Debian/Ubuntu package 'mpich': mpiexec and libmpich.so.12) for multi-process training: apt-get install -y mpich"
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q mpich >&2; then
+  diffuse_say "installing $what for $purpose: apt-get install -y $*"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2; then
     diffuse_say "refreshing the package lists (apt-get update) and trying again"
-    apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q mpich >&2 \
-      || { diffuse_say "could not install MPICH; the multi-process tests will fail until 'apt-get install -y mpich' works."; return 0; }
+    apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2 \
+      || { diffuse_say "could not install $what; $purpose will not work until 'apt-get install -y $*' does."; return 0; }
   fi
-  diffuse_say "installed MPICH: $(command -v mpiexec)"
+  diffuse_say "installed $what"
+}
+
+diffuse_ensure_mpi() {
+  if command -v mpiexec >/dev/null 2>&1 && diffuse_has_libmpich; then return 0; fi
+  diffuse_apt_install "MPI (MPICH: mpiexec and libmpich.so.12)" "the multi-process training tests" mpich
+}
+
+# Headless Chromium for the playground's end-to-end tests (tests/Diffuse.Tests/Serving, driven through Selenium and
+# Debian's chromedriver). Called by ./test. Installs the distribution's 'chromium' and 'chromium-driver' when missing
+# (root only); otherwise says what to run, and those tests are skipped with that reason.
+diffuse_ensure_chromium() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return 0; fi
+  diffuse_apt_install "headless Chromium (/usr/bin/chromium, /usr/bin/chromedriver)" "the playground's browser tests" chromium chromium-driver
 }

@@ -29,6 +29,10 @@ using static TorchSharp.torch;
 //                                    strengths 0.3/0.5/0.7: classifier accuracy for the target class and PSNR to the source.
 //   editing-inpaint [per-class] [R] inpainting of the centre 14×14 and the lower half, replacement against RePaint:
 //                                    accuracy for the source's class and FD of the completions beside the sources' FD.
+//   serve-load <url> <model> <n> <levels> [json]   throughput and p50/p99 latency of a running diffuse serve at each
+//                                    concurrency level (see bench/serve-fashion-mnist.sh).
+//   serve-memory <url> <model> <n> <pid> [c] [json]  the server's RSS over n requests.
+//   serve-batch-rate <model> [batches]  one guided network evaluation at each batch size: what batching can gain.
 //   unet-memory [steps] [batch]      process RSS over a long training run of the reference U-Net (default 1000 steps, batch 16).
 //                                    The unet-* commands take --channels-last (convolutions on channels-last feature maps)
 //                                    and --keep-freed (NativeAllocator.KeepFreedMemory) to measure what each option brings.
@@ -45,6 +49,9 @@ return args.FirstOrDefault() switch
     "editing-inversion" => EditingBench.Inversion(args.Skip(1).ToArray()),
     "editing-class" => EditingBench.ClassEdits(args.Skip(1).ToArray()),
     "editing-inpaint" => EditingBench.Inpainting(args.Skip(1).ToArray()),
+    "serve-load" => ServeLoad.Load(args.Skip(1).ToArray()),
+    "serve-memory" => ServeLoad.Memory(args.Skip(1).ToArray()),
+    "serve-batch-rate" => ServeLoad.BatchRate(args.Skip(1).ToArray()),
     _ => Usage(),
 };
 

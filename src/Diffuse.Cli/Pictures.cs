@@ -63,6 +63,24 @@ public static class Pictures
         Figures.SaveImageGrid(path, ToUnit(images), n, c, h, w, Math.Min(columns, n), scale: scale ?? DefaultScale(h), rowLabels: rowLabels);
     }
 
+    /// <summary>The PNG bytes that <see cref="ImageGrid"/> writes, for a caller that sends them rather than saving them (the server).</summary>
+    public static byte[] ImageGridPng(Tensor images, int columns, IReadOnlyList<string>? rowLabels = null, int? scale = null)
+    {
+        int n = (int)images.shape[0], c = (int)images.shape[1], h = (int)images.shape[2], w = (int)images.shape[3];
+        using var bitmap = Figures.RenderImageGrid(ToUnit(images), n, c, h, w, Math.Min(columns, n), scale: scale ?? DefaultScale(h), rowLabels: rowLabels);
+        return Figures.EncodePng(bitmap);
+    }
+
+    /// <summary>The PNG bytes that <see cref="SavePng"/> writes for one uint8 image [C, H, W].</summary>
+    public static byte[] Png(Tensor image)
+    {
+        using var scope = NewDisposeScope();
+        int c = (int)image.shape[0], h = (int)image.shape[1], w = (int)image.shape[2];
+        var unit = image.to_type(ScalarType.Float32).div(255).contiguous().data<float>().ToArray();
+        using var bitmap = Figures.RenderImageGrid(unit, 1, c, h, w, 1, padding: 0);
+        return Figures.EncodePng(bitmap);
+    }
+
     /// <summary>How many screen pixels a side each image pixel takes in grids by default: 2 below 64 pixels, else 1.</summary>
     public static int DefaultScale(int height) => height < 64 ? 2 : 1;
 
@@ -74,11 +92,5 @@ public static class Pictures
     }
 
     /// <summary>Writes one uint8 image [C, H, W] as a PNG of exactly its pixels (grayscale or RGB), atomically.</summary>
-    public static void SavePng(string path, Tensor image)
-    {
-        using var scope = NewDisposeScope();
-        int c = (int)image.shape[0], h = (int)image.shape[1], w = (int)image.shape[2];
-        var unit = image.to_type(ScalarType.Float32).div(255).contiguous().data<float>().ToArray();
-        Figures.SaveImageGrid(path, unit, 1, c, h, w, 1, padding: 0);
-    }
+    public static void SavePng(string path, Tensor image) => Diffuse.IO.AtomicFile.WriteAllBytes(path, Png(image));
 }

@@ -133,6 +133,11 @@ public static class Program
                 .WithExample("eval", "--model", "runs/moons", "--data", "moons", "--nll")
                 .WithExample("eval", "--model", "runs/table", "--data", "table.csv", "--count", "2000")
                 .WithExample("eval", "--model", "runs/fashion", "--count", "1000", "--nll", "--memorization", "nearest.png");
+            config.AddCommand<ServeCommand>("serve")
+                .WithDescription("Serve models over HTTP: a JSON API (OpenAPI at /openapi.json) that batches concurrent requests, with progress as server-sent events, and a playground page at /.")
+                .WithExample("serve", "--model", "fashion-mnist")
+                .WithExample("serve", "--model", "runs/moons", "--model", "fashion-mnist", "--port", "9000")
+                .WithExample("serve", "--model", "fashion-mnist", "--host", "0.0.0.0", "--api-key", "a-long-random-secret");
             config.AddCommand<MpiSelfTestCommand>("mpi-selftest")
                 .WithDescription("Internal: 'train' with per-step checksums, an early stop and injected failures, for the multi-process tests.")
                 .IsHidden();

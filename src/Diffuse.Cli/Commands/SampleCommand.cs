@@ -95,7 +95,7 @@ public sealed class SampleCommand : Command<SampleSettings>
     public const int MaxGridImages = 1_024;
 
     /// <summary>A batch of table samples [B, D] as rows, the batch disposed.</summary>
-    private static float[,] ToRows(Tensor batch)
+    internal static float[,] ToRows(Tensor batch)
     {
         using var scope = NewDisposeScope();
         using (batch)
@@ -131,25 +131,8 @@ public sealed class SampleCommand : Command<SampleSettings>
             throw new DiffuseException($"{(settings.Class is not null ? "--class" : "--guidance")} needs a class-conditional model; {settings.Model} was trained without classes.");
         long? only = settings.Class is null ? null : ParseClass(settings.Class, model);
         double guidance = settings.Guidance ?? SamplingDefaults.Guidance;
-        // Which class each sample gets: one class throughout, or rows of classes 0 … K − 1 with as many samples each.
-        IReadOnlyList<long>? labels;
-        int count, columns;
-        IReadOnlyList<string>? rowLabels = null;
-        if (classes > 0 && only is null)
-        {
-            int perClass = settings.Count is { } n ? Math.Max(1, n / classes) : 10;
-            if (perClass > int.MaxValue / classes) throw new DiffuseException($"--count {settings.Count} is more samples than can be numbered; give at most {int.MaxValue:N0}.");
-            count = perClass * classes;
-            labels = new ClassLabels(count, i => i / perClass);
-            columns = perClass;
-            rowLabels = model.ClassNames.Select((name, i) => $"{i} {name}").ToArray();
-        }
-        else
-        {
-            count = settings.Count ?? (only is null ? 100 : 25);
-            labels = only is { } k ? new ClassLabels(count, _ => k) : null;
-            columns = (int)Math.Ceiling(Math.Sqrt(count));
-        }
+        var plan = ImageSamplePlan.For(model, settings.Count, only);
+        var (count, labels, columns, rowLabels) = (plan.Count, plan.Labels, plan.Columns, plan.RowLabels);
         if (grid && count > MaxGridImages)
             throw new DiffuseException($"--count {count} is too many images for one grid (at most {MaxGridImages:N0}); give a folder as --out to write one PNG per sample.");
         var (options, description) = settings.ResolveSampler(model, folder, imageDefault: true);
@@ -239,20 +222,5 @@ public sealed class SampleCommand : Command<SampleSettings>
                 GC.WaitForPendingFinalizers();
             }
         }
-    }
-
-    /// <summary>The class of each of <c>count</c> samples, computed when asked (no array of --count labels).</summary>
-    private sealed class ClassLabels(int count, Func<int, long> classOf) : IReadOnlyList<long>
-    {
-        public long this[int index] => (uint)index < (uint)count ? classOf(index) : throw new ArgumentOutOfRangeException(nameof(index));
-
-        public int Count => count;
-
-        public IEnumerator<long> GetEnumerator()
-        {
-            for (int i = 0; i < count; i++) yield return classOf(i);
-        }
-
-        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 }
