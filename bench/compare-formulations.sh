@@ -8,13 +8,13 @@
 #
 # Budget on this 2-core machine: the 2-D part is 6 trainings of 2,000 MLP steps (about 1 minute of CPU each) and 6
 # benchmarks; the image part is 3 trainings of 800 U-Net steps (base 32, no attention, batch 32: about 6 minutes of CPU
-# each) and 6 evaluations of 500 samples.
+# each) and 6 evaluations of 500 samples. THREADS=2 runs libtorch on two threads (the figures then differ in rounding).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
 out=runs/formulations
 mkdir -p "$out"
-d() { nice -n 5 ./diffuse "$@" --threads 1; }
+d() { nice -n 5 ./diffuse "$@" --threads "${THREADS:-1}"; }
 
 if [[ "$what" == 2d || "$what" == all ]]; then
   for data in moons 8gaussians; do
