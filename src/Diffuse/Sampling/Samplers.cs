@@ -222,6 +222,7 @@ public static class Sampler
             return SigmaSamplers.Run(options.Kind, SigmaDenoiser.From(denoiser, schedule), initial, sigmas, new StepNoise(seed, first), options, report);
         }
         int[] timesteps = options.ResolveTimesteps(schedule.Timesteps);
+        denoiser = ClampedDenoiser.Clip(denoiser, schedule, options.ClipX0);
         using var noGrad = no_grad();
         // Stream 0 is the initial noise; stream k + 1 the noise of step k.
         var z = SeededNoise.Normal(seed, StreamDomains.InitialNoise, first, size, sampleShape, device);
@@ -233,11 +234,6 @@ public static class Sampler
             double alphaBar = schedule.AlphaBar(n), alphaBarPrev = schedule.AlphaBar(previous);
             var output = denoiser.Denoise(z, n);
             var (x0, eps) = output;
-            if (options.ClipX0 is { } clip)
-            {
-                x0 = x0.clamp(-clip, clip);
-                eps = PredictionConversion.EpsFromX0(x0, z, tensor(alphaBar, dtype: z.dtype, device: z.device));
-            }
             Tensor next = options.Kind switch
             {
                 SamplerKind.Ddpm => output.VarianceFraction is { } fraction

@@ -96,6 +96,7 @@ public static class SigmaSamplers
         SamplerOptions options, Action<SamplerStep>? onStep = null)
     {
         var levels = Levels(sigmas, options);
+        denoiser = ClampedDenoiser.Clip(denoiser, options.ClipX0);
         using var noGrad = no_grad();
         using var samplerScope = NewDisposeScope();
         var x = Initial(noise, levels[0]);
@@ -104,7 +105,7 @@ public static class SigmaSamplers
         {
             using var scope = NewDisposeScope();
             double sigma = levels[i], sigmaNext = levels[i + 1];
-            var (x0, eps) = Evaluate(denoiser, x, sigma, options.ClipX0);
+            var (x0, eps) = Evaluate(denoiser, x, sigma);
             Tensor next;
             if (sigmaNext == 0) next = x0;
             else
@@ -151,6 +152,7 @@ public static class SigmaSamplers
         SamplerOptions options, Action<SamplerStep>? onStep = null)
     {
         var levels = Levels(sigmas, options);
+        denoiser = ClampedDenoiser.Clip(denoiser, options.ClipX0);
         using var noGrad = no_grad();
         using var samplerScope = NewDisposeScope();
         var x = Initial(noise, levels[0]);
@@ -160,7 +162,7 @@ public static class SigmaSamplers
         {
             using var scope = NewDisposeScope();
             double sigma = levels[i], sigmaNext = levels[i + 1];
-            var (x0, _) = Evaluate(denoiser, x, sigma, options.ClipX0);
+            var (x0, _) = Evaluate(denoiser, x, sigma);
             Tensor next;
             if (sigmaNext == 0) next = x0;
             else
@@ -196,6 +198,7 @@ public static class SigmaSamplers
         SamplerOptions options, Action<SamplerStep>? onStep = null)
     {
         var levels = Levels(sigmas, options);
+        denoiser = ClampedDenoiser.Clip(denoiser, options.ClipX0);
         using var noGrad = no_grad();
         using var samplerScope = NewDisposeScope();
         var x = Initial(noise, levels[0]);
@@ -206,7 +209,7 @@ public static class SigmaSamplers
         {
             using var scope = NewDisposeScope();
             double sigma = levels[i], sigmaNext = levels[i + 1];
-            var (x0, eps) = Evaluate(denoiser, x, sigma, options.ClipX0);
+            var (x0, eps) = Evaluate(denoiser, x, sigma);
             if (pending is { } step)
             {
                 // UniC: the step that produced x, redone with the evaluation at its end point.
@@ -287,6 +290,7 @@ public static class SigmaSamplers
         SamplerOptions options, Action<SamplerStep>? onStep, bool heun)
     {
         var levels = Levels(sigmas, options);
+        denoiser = ClampedDenoiser.Clip(denoiser, options.ClipX0);
         using var noGrad = no_grad();
         using var samplerScope = NewDisposeScope();
         var x = Initial(noise, levels[0]);
@@ -302,12 +306,12 @@ public static class SigmaSamplers
                 ? x + options.Churn!.SNoise * Math.Sqrt(sigmaHat * sigmaHat - sigma * sigma) * stepNoise.Normal(i, x)
                 : x;
             // Euler step (lines 7–8), written as D + σ_{i+1}·ε̂ so that it also holds from σ̂ = ∞.
-            var (x0, eps) = Evaluate(denoiser, xHat, sigmaHat, options.ClipX0);
+            var (x0, eps) = Evaluate(denoiser, xHat, sigmaHat);
             var next = x0 + sigmaNext * eps;
             if (heun && sigmaNext > 0 && !double.IsPositiveInfinity(sigmaHat))
             {
                 // Heun's correction (lines 9–11): average the slopes at both ends.
-                var (_, epsNext) = Evaluate(denoiser, next, sigmaNext, options.ClipX0);
+                var (_, epsNext) = Evaluate(denoiser, next, sigmaNext);
                 next = xHat + (sigmaNext - sigmaHat) * 0.5 * (eps + epsNext);
             }
             x = Advance(x, next, onStep, i, count, sigma, sigmaNext, x0);
@@ -319,6 +323,7 @@ public static class SigmaSamplers
         SamplerOptions options, Action<SamplerStep>? onStep, int order)
     {
         var levels = Levels(sigmas, options);
+        denoiser = ClampedDenoiser.Clip(denoiser, options.ClipX0);
         using var noGrad = no_grad();
         using var samplerScope = NewDisposeScope();
         var x = Initial(noise, levels[0]);
@@ -328,7 +333,7 @@ public static class SigmaSamplers
         {
             using var scope = NewDisposeScope();
             double sigma = levels[i], sigmaNext = levels[i + 1];
-            var (x0, eps) = Evaluate(denoiser, x, sigma, options.ClipX0);
+            var (x0, eps) = Evaluate(denoiser, x, sigma);
             Tensor next;
             if (sigmaNext == 0) next = x0;
             else if (double.IsPositiveInfinity(sigma)) next = x0 + sigmaNext * eps;
@@ -392,13 +397,10 @@ public static class SigmaSamplers
         double.IsPositiveInfinity(sigma) ? noise.alias() : noise * Math.Sqrt(1 + sigma * sigma);
 
     /// <summary>D(x; σ) through the variance-preserving input z = x/√(1 + σ²); at σ = ∞ the state already holds z.</summary>
-    private static DenoiserOutput Evaluate(ISigmaDenoiser denoiser, Tensor x, double sigma, double? clip)
+    private static DenoiserOutput Evaluate(ISigmaDenoiser denoiser, Tensor x, double sigma)
     {
         var z = double.IsPositiveInfinity(sigma) ? x : x / Math.Sqrt(1 + sigma * sigma);
-        var output = denoiser.DenoiseAtSigma(z, sigma);
-        if (clip is not { } c) return output;
-        var x0 = output.X0.clamp(-c, c);
-        return new DenoiserOutput(x0, PredictionConversion.EpsFromX0(x0, z, tensor(NoiseSchedule.AlphaBarOfSigma(sigma), dtype: z.dtype, device: z.device)));
+        return denoiser.DenoiseAtSigma(z, sigma);
     }
 
     /// <summary>Reports the step, then replaces the state by <paramref name="next"/>, kept in the sampler's scope.</summary>

@@ -246,6 +246,28 @@ public class SigmaSamplerTests
         Assert.False(Same(all, Sampler.Generate(denoiser, schedule, Shape, 10, 4, options)));
     }
 
+    /// <summary>
+    /// ClipX0 is one mechanism for every sampler: the x0 each step reports lies in [−c, c], and sampling with the option
+    /// equals sampling the denoiser wrapped by <see cref="ClampedDenoiser.Clip(IDenoiser, NoiseSchedule, double?)"/>.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(AllKinds))]
+    public void ClippingX0IsTheClampingDecoratorForEverySampler(SamplerKind kind)
+    {
+        using var scope = NewDisposeScope();
+        var schedule = NoiseSchedule.Linear(100);
+        var exact = new GaussianDenoiser(schedule, Mean, Variance);   // x0 spreads to about ±4 at low noise
+        const double clip = 0.75;
+        var options = new SamplerOptions(kind, 8, Sigmas: SamplerNames.UsesNoiseLevels(kind) ? NoiseLevelSpacing.Karras : NoiseLevelSpacing.Timesteps);
+        double largest = 0;
+        var clipped = Sampler.Generate(exact, schedule, Shape, 64, 3, options with { ClipX0 = clip },
+            onStep: step => largest = Math.Max(largest, step.X0.abs().max().to_type(ScalarType.Float64).item<double>()));
+        Assert.InRange(largest, 0.5, clip + 1e-6);
+        var wrapped = Sampler.Generate(ClampedDenoiser.Clip(exact, schedule, clip), schedule, Shape, 64, 3, options);
+        Assert.True(clipped.equal(wrapped).all().item<bool>(), $"{kind}: ClipX0 differs from the clamping decorator");
+        Assert.False(clipped.allclose(Sampler.Generate(exact, schedule, Shape, 64, 3, options)));
+    }
+
     [Theory]
     [MemberData(nameof(AllKinds))]
     public void RepeatedSamplingLeaksNoTensors(SamplerKind kind)
