@@ -64,13 +64,13 @@ internal static class EditingBench
         foreach (int steps in new[] { 10, 20, 50, 100, 250 })
         {
             settings.Add(("ddim", new SamplerOptions(SamplerKind.Ddim, steps), 1));
-            settings.Add(("dpm++2m", new SamplerOptions(SamplerKind.DpmSolver2M, steps, Sigmas: NoiseLevelSpacing.LogSnr), 1));
+            settings.Add(("dpm++2m", new SamplerOptions(SamplerKind.DpmSolver2M, steps, Spacing: SamplerSpacing.LogSnr), 1));
         }
-        settings.Add(("dpm++2m", new SamplerOptions(SamplerKind.DpmSolver2M, 50, Sigmas: NoiseLevelSpacing.LogSnr), 1.5));
+        settings.Add(("dpm++2m", new SamplerOptions(SamplerKind.DpmSolver2M, 50, Spacing: SamplerSpacing.LogSnr), 1.5));
         settings.Add(("ddim", new SamplerOptions(SamplerKind.Ddim, 50), 1.5));
-        settings.Add(("heun", new SamplerOptions(SamplerKind.Heun, 25, Sigmas: NoiseLevelSpacing.LogSnr), 1));
-        settings.Add(("dpm++3m", new SamplerOptions(SamplerKind.DpmSolver3M, 50, Sigmas: NoiseLevelSpacing.LogSnr), 1));
-        settings.Add(("unipc", new SamplerOptions(SamplerKind.UniPc, 50, Sigmas: NoiseLevelSpacing.LogSnr), 1));
+        settings.Add(("heun", new SamplerOptions(SamplerKind.Heun, 25, Spacing: SamplerSpacing.LogSnr), 1));
+        settings.Add(("dpm++3m", new SamplerOptions(SamplerKind.DpmSolver3M, 50, Spacing: SamplerSpacing.LogSnr), 1));
+        settings.Add(("unipc", new SamplerOptions(SamplerKind.UniPc, 50, Spacing: SamplerSpacing.LogSnr), 1));
         foreach (var (name, options, guidance) in settings)
         {
             using var inner = NewDisposeScope();
@@ -99,7 +99,7 @@ internal static class EditingBench
         using var scope = NewDisposeScope();
         var (images, labels) = Balanced(test, perClass);
         var targets = labels.Select(a => (a + 5) % 10).ToArray();
-        var options = new SamplerOptions(SamplerKind.DpmSolver2M, 50, Sigmas: NoiseLevelSpacing.LogSnr);
+        var options = new SamplerOptions(SamplerKind.DpmSolver2M, 50, Spacing: SamplerSpacing.LogSnr);
         Console.WriteLine($"class edits of {images.shape[0]} test images ({perClass} per class), class a → b = (a + 5) mod 10, 50 DPM-Solver++(2M) log-SNR steps, one thread");
         Console.WriteLine($"source images: classifier accuracy for their own class {F(Accuracy(classifier, images, labels), "0.000")}, for b {F(Accuracy(classifier, images, targets), "0.000")}");
         Console.WriteLine("method                                   accuracy for b  accuracy for a  PSNR to source (dB)  seconds");
@@ -148,7 +148,7 @@ internal static class EditingBench
         Console.WriteLine($"inpainting of {images.shape[0]} test images ({perClass} per class), unconditional, 50 Euler-ancestral log-SNR steps; FD against {reference.shape[0]} other test images; one thread");
         Console.WriteLine($"sources: accuracy {F(Accuracy(classifier, images, labels), "0.000")}, FD {F(Fd(images), "0.000")} (the floor)");
         Console.WriteLine("mask          method                    accuracy (source class)  FD      PSNR to source (dB)  seconds");
-        var options = new SamplerOptions(SamplerKind.EulerAncestral, 50, Sigmas: NoiseLevelSpacing.LogSnr);
+        var options = new SamplerOptions(SamplerKind.EulerAncestral, 50, Spacing: SamplerSpacing.LogSnr);
         var centre = ones(1, 1, 28, 28);
         centre[TensorIndex.Colon, TensorIndex.Colon, TensorIndex.Slice(7, 21), TensorIndex.Slice(7, 21)] = zeros(1);
         var lower = ones(1, 1, 28, 28);

@@ -100,6 +100,9 @@ public static class Program
                 .WithExample("sample", "--model", "runs/moons", "--count", "2000", "--out", "samples.png", "--nfe", "10")
                 .WithExample("sample", "--model", "fashion-mnist", "--class", "7", "--out", "sneakers.png")
                 .WithExample("sample", "--model", "fashion-mnist", "--out", "grid.png", "--guidance", "3", "--animation", "reverse.gif");
+            config.AddCommand<SamplersCommand>("samplers")
+                .WithDescription("List the samplers: network evaluations per step, the spacings and options each accepts, whether it draws noise, and its method.")
+                .WithExample("samplers");
             config.AddCommand<BenchSamplersCommand>("bench-samplers")
                 .WithDescription("Compare every sampler at budgets of network evaluations on a trained model; record the best setting per budget, which 'sample' and 'eval' then use by default.")
                 .WithExample("bench-samplers", "--model", "runs/moons")

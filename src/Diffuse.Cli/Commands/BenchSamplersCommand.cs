@@ -102,7 +102,7 @@ public sealed class BenchSamplersCommand : Command<BenchSamplersSettings>
         if (settings.ReferenceSteps is < 1) throw new DiffuseException($"--reference-steps must be at least 1 (got {settings.ReferenceSteps}).");
         if (settings.OdeLimitSteps is < 1) throw new DiffuseException($"--ode-limit-steps must be at least 1 (got {settings.OdeLimitSteps}).");
         var budgets = ParseBudgets(settings.Budgets);
-        var samplers = settings.Samplers is null ? Enum.GetValues<SamplerKind>() : SplitList(settings.Samplers, "--samplers").Select(n => SamplerNames.Parse(n, "--samplers")).ToArray();
+        var samplers = settings.Samplers is null ? SamplerBenchmarkOptions.DefaultSamplers.ToArray() : SplitList(settings.Samplers, "--samplers").Select(n => SamplerNames.Parse(n, "--samplers")).ToArray();
         var spacings = settings.Spacings is null ? SamplerBenchmarkOptions.DefaultSpacings.ToArray() : SplitList(settings.Spacings, "--spacings").Select(n => SamplerSpacings.Parse(n)).ToArray();
         new SamplerBenchmarkOptions(budgets, samplers, spacings, settings.Count ?? 10, settings.Seed, ReferenceSteps: settings.ReferenceSteps ?? 0, OdeLimitSteps: settings.OdeLimitSteps ?? 0).Validate();
 

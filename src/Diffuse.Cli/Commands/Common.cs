@@ -41,7 +41,7 @@ public class SamplerSettings : CommonSettings
 {
     /// <summary>Sampler name.</summary>
     [CommandOption("--sampler <NAME>")]
-    [Description("ddpm (ancestral), ddim, euler, heun, euler-ancestral, dpm++2m, dpm++3m, dpm++2m-sde or unipc. All but ddpm and ddim step on noise levels (see --sigmas). Default: the setting recorded by 'diffuse bench-samplers' in the model's sampler.json, else ddpm over every trained timestep.")]
+    [Description("ddpm, ddim, euler, heun, euler-ancestral, dpm++2m, dpm++3m, dpm++2m-sde or unipc ('diffuse samplers' lists each with its cost and the options it accepts). Default: the setting recorded by 'diffuse bench-samplers' in the model's sampler.json, else ddpm over every trained timestep.")]
     public string? Sampler { get; init; }
 
     /// <summary>Number of steps.</summary>
@@ -56,12 +56,12 @@ public class SamplerSettings : CommonSettings
 
     /// <summary>Noise levels of the σ-space samplers.</summary>
     [CommandOption("--sigmas <SPACING|LIST>")]
-    [Description("Noise levels of the σ-space samplers: karras (ρ = 7), logsnr (uniform log-SNR), leading, trailing (default) or linspace (the trained timesteps DDIM would visit), or a decreasing comma-separated list such as 80,10,1,0.1.")]
+    [Description("Noise levels: a spacing name as --spacing, or a decreasing comma-separated list such as 80,10,1,0.1 (σ-space samplers: all but ddpm and ddim).")]
     public string? Sigmas { get; init; }
 
     /// <summary>Karras ρ.</summary>
     [CommandOption("--rho <R>")]
-    [Description("ρ of --sigmas karras (default 7).")]
+    [Description("ρ of the karras spacing (default 7).")]
     public double? Rho { get; init; }
 
     /// <summary>Stochastic churn.</summary>
@@ -86,17 +86,17 @@ public class SamplerSettings : CommonSettings
 
     /// <summary>DDIM η.</summary>
     [CommandOption("--eta <E>")]
-    [Description("DDIM stochasticity η: 0 deterministic, 1 like DDPM. Default 0.")]
+    [Description("DDIM stochasticity η (ddim only): 0 deterministic, 1 like DDPM. Default 0.")]
     public double? Eta { get; init; }
 
     /// <summary>Timestep spacing.</summary>
     [CommandOption("--spacing <NAME>")]
-    [Description("How ddpm and ddim choose their timesteps: trailing (default), leading or linspace.")]
+    [Description("Where the steps go: the levels of trailing (default), leading or linspace trained timesteps (every sampler), or karras (ρ = 7) or logsnr levels between the trained σ_max and σ_min (all but ddpm and ddim).")]
     public string? Spacing { get; init; }
 
     /// <summary>DDPM variance.</summary>
     [CommandOption("--variance <NAME>")]
-    [Description("DDPM reverse variance: small (β̃, default) or large (β).")]
+    [Description("DDPM reverse variance (ddpm only): small (β̃, default) or large (β).")]
     public string Variance { get; init; } = "small";
 
     /// <summary>x0 clipping.</summary>
@@ -118,20 +118,17 @@ public class SamplerSettings : CommonSettings
     public SamplerOptions ToSamplerOptions()
     {
         if (Steps is 0) throw new DiffuseException("--steps must be at least 1 (got 0); leave --steps out to sample over every trained timestep.");
-        var kind = SamplerNames.Parse(Sampler ?? "ddpm");
-        var spacing = Spacing is null ? TimestepSpacing.Trailing : Parse.Enum<TimestepSpacing>("--spacing", Spacing);
-        var levels = NoiseLevelSpacing.Timesteps;
+        var kind = SamplerNames.Parse(Sampler ?? "ddpm", "--sampler");
+        SamplerSpacing? spacing = Spacing is null ? null : SamplerSpacings.Parse(Spacing, "--spacing");
         double[]? list = null;
         if (Sigmas is not null)
         {
-            if (!SamplerNames.UsesNoiseLevels(kind))
-                throw new DiffuseException($"--sigmas applies to the σ-space samplers, not to {SamplerNames.Name(kind)}: choose its timesteps with --spacing.");
-            (levels, list, var fromTimesteps) = Parse.NoiseLevels(Sigmas);
-            if (fromTimesteps is { } t)
+            (var named, list) = Parse.NoiseLevels(Sigmas);
+            if (named is { } n)
             {
-                if (Spacing is not null && t != spacing)
+                if (spacing is { } s && s != n)
                     throw new DiffuseException($"--sigmas {Sigmas} and --spacing {Spacing} disagree: give one of them.");
-                spacing = t;
+                spacing = n;
             }
         }
         StochasticChurn? churn = null;
@@ -140,15 +137,14 @@ public class SamplerSettings : CommonSettings
             if (SChurn is null) throw new DiffuseException("--s-tmin, --s-tmax and --s-noise shape the churn: give --s-churn too.");
             churn = new StochasticChurn(SChurn.Value, STmin ?? 0, STmax ?? double.PositiveInfinity, SNoise ?? 1);
         }
-        if (Rho is not null && levels != NoiseLevelSpacing.Karras) throw new DiffuseException("--rho applies to --sigmas karras only.");
+        if (Rho is not null && spacing != SamplerSpacing.Karras) throw new DiffuseException("--rho applies to the karras spacing only (--spacing karras).");
         var options = new SamplerOptions(
             kind,
             Steps ?? 0,
-            spacing,
+            spacing ?? SamplerSpacing.Trailing,
             Eta ?? 0,
             Parse.Enum<DdpmVariance>("--variance", Variance),
             Clip,
-            Sigmas: levels,
             SigmaList: list,
             Rho: Rho ?? new SamplerOptions().Rho,
             Churn: churn);
@@ -225,17 +221,10 @@ public static class Parse
     /// The value of --sigmas: a spacing name (karras, logsnr), a timestep spacing (leading, trailing, linspace: the levels
     /// of those trained timesteps), or a comma-separated list of noise levels ("inf" allowed first).
     /// </summary>
-    public static (NoiseLevelSpacing Spacing, double[]? List, TimestepSpacing? Timesteps) NoiseLevels(string value)
+    public static (SamplerSpacing? Spacing, double[]? List) NoiseLevels(string value)
     {
         string key = value.Trim().ToLowerInvariant();
-        switch (key)
-        {
-            case "karras": return (NoiseLevelSpacing.Karras, null, null);
-            case "logsnr": return (NoiseLevelSpacing.LogSnr, null, null);
-            case "leading": return (NoiseLevelSpacing.Timesteps, null, TimestepSpacing.Leading);
-            case "trailing": return (NoiseLevelSpacing.Timesteps, null, TimestepSpacing.Trailing);
-            case "linspace": return (NoiseLevelSpacing.Timesteps, null, TimestepSpacing.Linspace);
-        }
+        if (SamplerSpacings.TryParse(key) is { } spacing) return (spacing, null);
         var parts = key.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         var list = new double[parts.Length];
         for (int i = 0; i < parts.Length; i++)
@@ -244,7 +233,7 @@ public static class Parse
             else if (!double.TryParse(parts[i], NumberStyles.Float, CultureInfo.InvariantCulture, out list[i]))
                 throw new DiffuseException($"--sigmas must be karras, logsnr, leading, trailing, linspace or a comma-separated list of numbers (got '{value}').");
         }
-        return (NoiseLevelSpacing.Timesteps, Sampling.NoiseLevels.Validate(list), null);
+        return (null, Sampling.NoiseLevels.Validate(list));
     }
 
     /// <summary>The prediction named by --prediction.</summary>

@@ -31,10 +31,10 @@ public sealed class SampleRequest
     /// <summary>Budget of network evaluations per sample (as --nfe).</summary>
     public int? Nfe { get; init; }
 
-    /// <summary>Noise levels of the σ-space samplers (as --sigmas).</summary>
+    /// <summary>Noise levels: a spacing name or a list (as --sigmas).</summary>
     public string? Sigmas { get; init; }
 
-    /// <summary>Timestep spacing of ddpm and ddim (as --spacing).</summary>
+    /// <summary>Spacing of the steps: trailing, leading, linspace, karras or logsnr (as --spacing).</summary>
     public string? Spacing { get; init; }
 
     /// <summary>DDIM η (as --eta).</summary>
@@ -166,11 +166,10 @@ internal sealed record SampleSpec(int Count, ulong Seed, SamplerOptions Options,
         get
         {
             var o = Options;
-            bool deterministic = o.Kind is SamplerKind.Euler or SamplerKind.Heun or SamplerKind.DpmSolver2M or SamplerKind.DpmSolver3M or SamplerKind.UniPc
-                && o.Churn is null;
-            if (!deterministic) return null;
+            if (!SamplerTable.Of(o.Kind).IsDeterministic(o)) return null;
+            string timesteps = o.TimestepList is null ? "" : string.Join(",", o.TimestepList);
             string sigmas = o.SigmaList is null ? "" : string.Join(",", o.SigmaList.Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
-            return string.Create(CultureInfo.InvariantCulture, $"{o.Kind}|{o.Steps}|{o.Spacing}|{o.Sigmas}|{sigmas}|{o.Rho:R}|{o.ClipX0:R}|{(Labels is null ? "u" : Guidance.ToString("R", CultureInfo.InvariantCulture))}");
+            return string.Create(CultureInfo.InvariantCulture, $"{o.Kind}|{o.Steps}|{o.Spacing}|{timesteps}|{sigmas}|{o.Rho:R}|{o.ClipX0:R}|{(Labels is null ? "u" : Guidance.ToString("R", CultureInfo.InvariantCulture))}");
         }
     }
 }

@@ -7,10 +7,10 @@ namespace Diffuse.Benchmarking;
 
 /// <summary>What <see cref="SamplerBenchmark.Run"/> measures.</summary>
 /// <param name="Budgets">Budgets of network evaluations (NFE) per sample, each ≥ 1.</param>
-/// <param name="Samplers">The algorithms to compare.</param>
+/// <param name="Samplers">The algorithms to compare (<see cref="DefaultSamplers"/>: every row of <see cref="SamplerTable"/>).</param>
 /// <param name="Spacings">
-/// The spacings: σ-space samplers run with each; DDPM and DDIM only with the timestep spacings among them (trailing,
-/// leading, linspace).
+/// The spacings: each sampler runs with those its row of <see cref="SamplerTable"/> accepts (DDPM and DDIM only with
+/// the timestep spacings among them: trailing, leading, linspace).
 /// </param>
 /// <param name="Count">Samples per setting (≥ 2).</param>
 /// <param name="Seed">Sampling seed: every setting draws samples 0 … Count − 1 of this seed, so all start from the same noise.</param>
@@ -35,6 +35,9 @@ public sealed record SamplerBenchmarkOptions(
     /// <summary>The default budgets: 5, 10, 20, 50 and 100 evaluations.</summary>
     public static IReadOnlyList<int> DefaultBudgets { get; } = new[] { 5, 10, 20, 50, 100 };
 
+    /// <summary>The default samplers: every row of <see cref="SamplerTable"/>.</summary>
+    public static IReadOnlyList<SamplerKind> DefaultSamplers => SamplerTable.All.Select(d => d.Kind).ToArray();
+
     /// <summary>The default spacings: trailing timesteps, Karras and uniform log-SNR.</summary>
     public static IReadOnlyList<SamplerSpacing> DefaultSpacings { get; } = new[] { SamplerSpacing.Trailing, SamplerSpacing.Karras, SamplerSpacing.LogSnr };
 
@@ -48,7 +51,7 @@ public sealed record SamplerBenchmarkOptions(
         if (Samplers.Count == 0) throw new DiffuseException($"{Param.Of("SamplerBenchmarkOptions.Samplers")} is empty: give at least one sampler.");
         if (Spacings.Count == 0) throw new DiffuseException($"{Param.Of("SamplerBenchmarkOptions.Spacings")} is empty: give at least one spacing.");
         if (!Samplers.Any(k => Spacings.Any(s => SamplerSpacings.Fits(k, s))))
-            throw new DiffuseException($"ddpm and ddim step on trained timesteps: with only karras or logsnr in {Param.Of("SamplerBenchmarkOptions.Spacings")}, add a σ-space sampler or the trailing spacing.");
+            throw new DiffuseException($"{string.Join(" and ", Samplers.Distinct().Select(SamplerNames.Name))} step on trained timesteps only: with only karras or logsnr in {Param.Of("SamplerBenchmarkOptions.Spacings")}, add a σ-space sampler or the trailing spacing.");
         if (Count < 2) throw new DiffuseException($"{Param.Of("SamplerBenchmarkOptions.Count")} must be at least 2 (got {Count}).");
         if (Classes is not null && Classes.Count != Count) throw new DiffuseException($"{Classes.Count} class labels were given for {Count} samples per setting.");
         if (double.IsNaN(Guidance) || Guidance < 0) throw new DiffuseException($"{Param.Of("SamplerBenchmarkOptions.Guidance")} must be zero or positive (got {Guidance}).");

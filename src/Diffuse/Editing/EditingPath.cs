@@ -13,9 +13,8 @@ namespace Diffuse.Editing;
 /// <param name="Sigmas">The decoder's levels σ_0 &gt; … &gt; σ_N = 0 (the encoder walks them backwards).</param>
 public sealed record EditingPath(SamplerKind Kind, double[] Sigmas)
 {
-    /// <summary>The deterministic samplers: those that solve the probability-flow ODE, and so can run backwards.</summary>
-    public static bool IsDeterministic(SamplerKind kind) =>
-        kind is SamplerKind.Ddim or SamplerKind.Euler or SamplerKind.Heun or SamplerKind.DpmSolver2M or SamplerKind.DpmSolver3M or SamplerKind.UniPc;
+    /// <summary>The deterministic samplers (those whose row of <see cref="SamplerTable"/> draws no noise): they solve the probability-flow ODE, and so can run backwards.</summary>
+    public static bool IsDeterministic(SamplerKind kind) => !SamplerTable.Of(kind).DrawsNoise;
 
     /// <summary>Number of steps of the path.</summary>
     public int Steps => Sigmas.Length - 1;
@@ -30,7 +29,7 @@ public sealed record EditingPath(SamplerKind Kind, double[] Sigmas)
         options.Validate();
         string name = SamplerNames.Name(options.Kind);
         if (deterministic && (!IsDeterministic(options.Kind) || options.Churn is not null || options.Eta != 0))
-            throw new DiffuseException($"inversion needs a deterministic sampler (ddim with η = 0, euler, heun, dpm++2m, dpm++3m or unipc, without churn); {Param.Of("SamplerNames.Parse(name)", "the sampler name")} {name} adds noise, so the image could not be recovered from its latent.");
+            throw new DiffuseException($"inversion needs a deterministic sampler ({string.Join(", ", SamplerTable.All.Where(d => !d.DrawsNoise).Select(d => d.Name))}, without η or churn); {Param.Of("SamplerNames.Parse(name)", "the sampler name")} {name} adds noise, so the image could not be recovered from its latent.");
         if (options.Kind == SamplerKind.Ddim && options.Eta != 0)
             throw new DiffuseException($"editing runs ddim at {Param.Of("SamplerOptions.Eta")} 0 (as Euler on its timesteps); for noise on the way choose euler-ancestral or dpm++2m-sde.");
         if (options.Kind == SamplerKind.Ddpm && options.Variance != DdpmVariance.Small)

@@ -2,20 +2,6 @@ using Diffuse.Schedules;
 
 namespace Diffuse.Sampling;
 
-/// <summary>How a σ-space sampler chooses its noise levels.</summary>
-public enum NoiseLevelSpacing
-{
-    /// <summary>
-    /// The noise levels σ_n of the trained timesteps that DDPM and DDIM would visit (chosen by
-    /// <see cref="SamplerOptions.Spacing"/> leading, trailing or linspace, or by <see cref="SamplerOptions.TimestepList"/>).
-    /// </summary>
-    Timesteps,
-    /// <summary>Karras et al. 2022, eq. 5: uniform in σ^(1/ρ) between the trained σ_max and σ_min (ρ = 7 by default).</summary>
-    Karras,
-    /// <summary>Uniform in log-SNR = −2·log σ between the trained σ_max and σ_min, i.e. geometric in σ.</summary>
-    LogSnr,
-}
-
 /// <summary>
 /// Decreasing lists of noise levels σ_0 &gt; σ_1 &gt; … &gt; σ_{N−1} &gt; σ_N = 0 for N sampler steps. Under zero terminal
 /// SNR the trained σ_max is +∞: the list then starts at +∞ (pure noise) and the remaining N − 1 levels follow the

@@ -30,21 +30,14 @@ public enum SamplerKind
     UniPc,
 }
 
-/// <summary>The names of the samplers on the command line and in reports.</summary>
+/// <summary>The names of the samplers on the command line and in reports (the names of <see cref="SamplerTable"/>).</summary>
 public static class SamplerNames
 {
-    private static readonly (SamplerKind Kind, string Name)[] Table =
-    {
-        (SamplerKind.Ddpm, "ddpm"), (SamplerKind.Ddim, "ddim"), (SamplerKind.Euler, "euler"), (SamplerKind.Heun, "heun"),
-        (SamplerKind.EulerAncestral, "euler-ancestral"), (SamplerKind.DpmSolver2M, "dpm++2m"),
-        (SamplerKind.DpmSolver3M, "dpm++3m"), (SamplerKind.DpmSolver2MSde, "dpm++2m-sde"), (SamplerKind.UniPc, "unipc"),
-    };
-
     /// <summary>Every name, in the order of <see cref="SamplerKind"/>.</summary>
-    public static IReadOnlyList<string> All { get; } = Table.Select(e => e.Name).ToArray();
+    public static IReadOnlyList<string> All { get; } = SamplerTable.All.Select(d => d.Name).ToArray();
 
     /// <summary>The name of <paramref name="kind"/> (e.g. "dpm++2m").</summary>
-    public static string Name(SamplerKind kind) => Table.First(e => e.Kind == kind).Name;
+    public static string Name(SamplerKind kind) => SamplerTable.Of(kind).Name;
 
     /// <summary>
     /// The sampler called <paramref name="name"/> (case-insensitive); throws a <see cref="DiffuseException"/> listing the
@@ -53,13 +46,13 @@ public static class SamplerNames
     public static SamplerKind Parse(string name, string? option = null)
     {
         string key = name.Trim();
-        foreach (var (kind, candidate) in Table)
-            if (string.Equals(candidate, key, StringComparison.OrdinalIgnoreCase)) return kind;
+        foreach (var row in SamplerTable.All)
+            if (string.Equals(row.Name, key, StringComparison.OrdinalIgnoreCase)) return row.Kind;
         throw new DiffuseException($"{option ?? Param.Of("SamplerNames.Parse(name)", "the sampler name")} must be one of {string.Join(", ", All)} (got '{name}').");
     }
 
-    /// <summary>Whether <paramref name="kind"/> steps on noise levels σ (every sampler except DDPM and DDIM, which step on trained timesteps).</summary>
-    public static bool UsesNoiseLevels(SamplerKind kind) => kind is not (SamplerKind.Ddpm or SamplerKind.Ddim);
+    /// <summary>Whether <paramref name="kind"/> accepts noise levels besides trained timesteps (<see cref="SamplerOption.NoiseLevels"/>: every sampler except DDPM and DDIM).</summary>
+    public static bool UsesNoiseLevels(SamplerKind kind) => SamplerTable.Of(kind).Accepts(SamplerOption.NoiseLevels);
 }
 
 /// <summary>The variance σ_t² of DDPM's reverse steps (Ho et al. 2020, §3.2).</summary>
@@ -72,37 +65,41 @@ public enum DdpmVariance
 }
 
 /// <summary>Options shared by the samplers; every default is defined here once.</summary>
-/// <param name="Kind">The algorithm.</param>
+/// <param name="Kind">The algorithm (its row of <see cref="SamplerTable"/> says which of the options below it accepts).</param>
 /// <param name="Steps">Number of steps; 0 means as many as there are trained timesteps.</param>
-/// <param name="Spacing">How the subsequence of timesteps is chosen (also the σ-space samplers' levels when <paramref name="Sigmas"/> is <see cref="NoiseLevelSpacing.Timesteps"/>).</param>
+/// <param name="Spacing">
+/// Where the steps go: the noise levels of a subsequence of trained timesteps (trailing, leading, linspace), which every
+/// sampler accepts, or levels between the trained σ_max and σ_min (karras, logsnr), which the σ-space samplers accept.
+/// </param>
 /// <param name="Eta">DDIM's η: 0 is deterministic, 1 matches DDPM's posterior variance.</param>
 /// <param name="Variance">DDPM's reverse variance.</param>
 /// <param name="ClipX0">When set, clamps the x0 estimate to [−ClipX0, ClipX0] at every step (and recomputes ε).</param>
-/// <param name="TimestepList">An explicit list of timestep indices, overriding Steps and Spacing.</param>
-/// <param name="Sigmas">How the σ-space samplers choose their noise levels.</param>
-/// <param name="SigmaList">An explicit decreasing list of noise levels for the σ-space samplers (a final 0 is added when missing), overriding Steps and Sigmas.</param>
+/// <param name="TimestepList">An explicit list of timestep indices, overriding Steps and a timestep spacing.</param>
+/// <param name="SigmaList">An explicit decreasing list of noise levels (a final 0 is added when missing), overriding Steps and Spacing; σ-space samplers only.</param>
 /// <param name="Rho">ρ of the Karras spacing.</param>
 /// <param name="Churn">Stochastic churn for the Euler and Heun samplers (off when null).</param>
 public sealed record SamplerOptions(
     SamplerKind Kind = SamplerKind.Ddpm,
     int Steps = 0,
-    TimestepSpacing Spacing = TimestepSpacing.Trailing,
+    SamplerSpacing Spacing = SamplerSpacing.Trailing,
     double Eta = 0.0,
     DdpmVariance Variance = DdpmVariance.Small,
     double? ClipX0 = null,
     int[]? TimestepList = null,
-    NoiseLevelSpacing Sigmas = NoiseLevelSpacing.Timesteps,
     double[]? SigmaList = null,
     double Rho = 7,
     StochasticChurn? Churn = null)
 {
-    /// <summary>The decreasing timestep indices this configuration visits for a schedule of <paramref name="trained"/> steps.</summary>
+    /// <summary>
+    /// The decreasing timestep indices this configuration visits for a schedule of <paramref name="trained"/> steps: the
+    /// <see cref="TimestepList"/>, else those of a timestep <see cref="Spacing"/> (a noise-level spacing has none).
+    /// </summary>
     public int[] ResolveTimesteps(int trained) =>
         TimestepList is { } list ? Timesteps.Validate(list, trained) : Timesteps.Select(trained, Steps, Spacing);
 
     /// <summary>
-    /// The decreasing noise levels σ_0 &gt; … &gt; σ_N = 0 a σ-space sampler visits under <paramref name="schedule"/>:
-    /// <see cref="SigmaList"/>, else the levels of <see cref="Sigmas"/> for <see cref="Steps"/> steps (0: T steps).
+    /// The decreasing noise levels σ_0 &gt; … &gt; σ_N = 0 the sampler visits under <paramref name="schedule"/>:
+    /// <see cref="SigmaList"/>, else the levels of <see cref="Spacing"/> for <see cref="Steps"/> steps (0: T steps).
     /// </summary>
     public double[] ResolveSigmas(NoiseSchedule schedule)
     {
@@ -111,12 +108,11 @@ public sealed record SamplerOptions(
         else
         {
             int steps = Steps == 0 ? schedule.Timesteps : Steps;
-            sigmas = Sigmas switch
+            sigmas = Spacing switch
             {
-                NoiseLevelSpacing.Timesteps => NoiseLevels.FromTimesteps(schedule, ResolveTimesteps(schedule.Timesteps)),
-                NoiseLevelSpacing.Karras => NoiseLevels.Karras(schedule, steps, Rho),
-                NoiseLevelSpacing.LogSnr => NoiseLevels.LogSnr(schedule, steps),
-                _ => throw new ArgumentOutOfRangeException(nameof(Sigmas)),
+                SamplerSpacing.Karras => NoiseLevels.Karras(schedule, steps, Rho),
+                SamplerSpacing.LogSnr => NoiseLevels.LogSnr(schedule, steps),
+                _ => NoiseLevels.FromTimesteps(schedule, ResolveTimesteps(schedule.Timesteps)),
             };
         }
         if (double.IsPositiveInfinity(sigmas[0]) && !schedule.HasZeroTerminalSnr)
@@ -125,37 +121,27 @@ public sealed record SamplerOptions(
     }
 
     /// <summary>The number of steps (and of step callbacks) this configuration makes under <paramref name="schedule"/>.</summary>
-    public int StepCount(NoiseSchedule schedule) =>
-        SamplerNames.UsesNoiseLevels(Kind) ? ResolveSigmas(schedule).Length - 1 : ResolveTimesteps(schedule.Timesteps).Length;
+    public int StepCount(NoiseSchedule schedule) => ResolveSigmas(schedule).Length - 1;
 
     /// <summary>
     /// The number of network evaluations (NFE) one sample costs under <paramref name="schedule"/>: one per step except
-    /// for Heun (see <see cref="SigmaSamplers.FunctionEvaluations"/>). Samplers are compared at equal NFE.
+    /// for Heun (see <see cref="SamplerDefinition.FunctionEvaluations"/>). Samplers are compared at equal NFE.
     /// </summary>
-    public int FunctionEvaluations(NoiseSchedule schedule) =>
-        SamplerNames.UsesNoiseLevels(Kind) ? SigmaSamplers.FunctionEvaluations(Kind, ResolveSigmas(schedule)) : StepCount(schedule);
+    public int FunctionEvaluations(NoiseSchedule schedule) => SamplerTable.Of(Kind).FunctionEvaluations(ResolveSigmas(schedule));
 
     /// <summary>Throws a <see cref="DiffuseException"/> naming the first invalid option or combination.</summary>
     public void Validate()
     {
         if (Steps < 0) throw new DiffuseException($"{Param.Of("SamplerOptions.Steps")} must be positive (got {Steps}).");
-        // σ_t = η·√((1 − ᾱ_{t−1})/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_{t−1}) (Song et al. 2021, eq. 16): above η = 1 the direction term
-        // √(1 − ᾱ_{t−1} − σ_t²) is the root of a negative number at some steps.
-        if (!(Eta >= 0 && Eta <= 1)) throw new DiffuseException($"{Param.Of("SamplerOptions.Eta")} must lie in [0, 1]: 0 is deterministic DDIM, 1 as stochastic as DDPM (got {Eta}).");
-        if (ClipX0 is { } c && !(c > 0)) throw new DiffuseException($"the x0 clip range must be positive (got {c}).");
         if (!(Rho > 0) || double.IsInfinity(Rho)) throw new DiffuseException($"{Param.Of("SamplerOptions.Rho")} must be positive (got {Rho}).");
-        string name = SamplerNames.Name(Kind);
-        if (Eta != 0 && Kind != SamplerKind.Ddim) throw new DiffuseException($"{Param.Of("SamplerOptions.Eta")} applies to ddim only, not to {name}.");
+        SamplerTable.CheckOptions(this);
+        var row = SamplerTable.Of(Kind);
         if (TimestepList is not null && SigmaList is not null) throw new DiffuseException("give either a timestep list or a noise-level list, not both.");
-        if (!SamplerNames.UsesNoiseLevels(Kind) && (Sigmas != NoiseLevelSpacing.Timesteps || SigmaList is not null))
-            throw new DiffuseException($"{name} steps on trained timesteps: choose them with {Param.Of("SamplerOptions.Spacing")}; {Param.Of("SamplerOptions.Sigmas")} karras, logsnr or a list need a σ-space sampler ({string.Join(", ", SamplerNames.All.Where(n => n is not ("ddpm" or "ddim")))}).");
-        if (SigmaList is not null && Sigmas != NoiseLevelSpacing.Timesteps)
-            throw new DiffuseException("give either a noise-level spacing or a noise-level list, not both.");
-        if (Churn is not null)
-        {
-            if (Kind is not (SamplerKind.Euler or SamplerKind.Heun)) throw new DiffuseException($"stochastic churn applies to euler and heun, not to {name}.");
-            Churn.Validate();
-        }
+        bool levelSpacing = !SamplerSpacings.IsTimesteps(Spacing);
+        if (!row.Accepts(SamplerOption.NoiseLevels) && (levelSpacing || SigmaList is not null))
+            throw new DiffuseException($"{row.Name} steps on trained timesteps: choose them with {Param.Of("SamplerOptions.Spacing")} trailing, leading or linspace; the karras and logsnr spacings and {Param.Of("SamplerOptions.SigmaList", "noise-level lists")} need a σ-space sampler ({string.Join(", ", SamplerTable.All.Where(d => d.Accepts(SamplerOption.NoiseLevels)).Select(d => d.Name))}).");
+        if (levelSpacing && (SigmaList is not null || TimestepList is not null))
+            throw new DiffuseException("give either a noise-level spacing or an explicit list, not both.");
         if (SigmaList is not null) NoiseLevels.Validate(SigmaList);
     }
 }
@@ -170,8 +156,9 @@ public sealed record SamplerOptions(
 public sealed record SamplerStep(int Step, int Count, int Timestep, Tensor Z, Tensor X0, double Sigma);
 
 /// <summary>
-/// The single entry point of every sampler: DDPM and DDIM step on trained timesteps of the variance-preserving process,
-/// the others (<see cref="SigmaSamplers"/>) on noise levels σ through the same denoiser (<see cref="SigmaDenoiser.From"/>).
+/// The single entry point of every sampler: each is an update rule of <see cref="SamplerTable"/> run by
+/// <see cref="SamplerDriver"/> on the levels of <see cref="SamplerOptions.ResolveSigmas"/> through one denoiser at noise
+/// levels (<see cref="SigmaDenoiser.From"/>); DDPM and DDIM step on the levels of their trained timesteps like the others.
 /// All are stateless. Sample i depends only on (seed, i): its initial noise and every step's noise come from
 /// <see cref="SeededNoise"/> keyed by the sample index, never from the batch.
 /// </summary>
@@ -204,50 +191,19 @@ public static class Sampler
     }
 
     /// <summary>
-    /// Runs one batch: DDPM ancestral steps (Ho et al. 2020, Algorithm 2, generalised to a subsequence of timesteps as in
-    /// Nichol and Dhariwal 2021, §4), DDIM steps (Song et al. 2021, eq. 12), or a σ-space sampler of
-    /// <see cref="SigmaSamplers"/> on <see cref="SamplerOptions.ResolveSigmas"/>. The noise is drawn on the CPU (it is a
-    /// function of the seed and the sample index) and every tensor of the run lives on <paramref name="device"/>, the
-    /// denoiser's (default the CPU).
+    /// Runs one batch of the sampler of <see cref="SamplerOptions.Kind"/> on <see cref="SamplerOptions.ResolveSigmas"/>
+    /// (<see cref="SigmaSamplers.Run"/>). The noise is drawn on the CPU (it is a function of the seed and the sample
+    /// index) and every tensor of the run lives on <paramref name="device"/>, the denoiser's (default the CPU). Each step
+    /// reports the trained timestep nearest to its level.
     /// </summary>
     public static Tensor SampleBatch(IDenoiser denoiser, NoiseSchedule schedule, long[] sampleShape, long first, int size,
         ulong seed, SamplerOptions options, Action<SamplerStep>? onStep = null, Device? device = null)
     {
-        if (SamplerNames.UsesNoiseLevels(options.Kind))
-        {
-            double[] sigmas = options.ResolveSigmas(schedule);
-            using var initial = SeededNoise.Normal(seed, StreamDomains.InitialNoise, first, size, sampleShape, device);
-            Action<SamplerStep>? report = onStep is null ? null : step =>
-                onStep(step with { Timestep = (int)Math.Round(schedule.TimestepOfSigma(step.Sigma), MidpointRounding.AwayFromZero) });
-            return SigmaSamplers.Run(options.Kind, SigmaDenoiser.From(denoiser, schedule), initial, sigmas, new StepNoise(seed, first), options, report);
-        }
-        int[] timesteps = options.ResolveTimesteps(schedule.Timesteps);
-        denoiser = ClampedDenoiser.Clip(denoiser, schedule, options.ClipX0);
-        using var noGrad = no_grad();
-        // Stream 0 is the initial noise; stream k + 1 the noise of step k.
-        var z = SeededNoise.Normal(seed, StreamDomains.InitialNoise, first, size, sampleShape, device);
-        for (int k = 0; k < timesteps.Length; k++)
-        {
-            using var scope = NewDisposeScope();
-            int n = timesteps[k];
-            int previous = k + 1 < timesteps.Length ? timesteps[k + 1] : -1;
-            double alphaBar = schedule.AlphaBar(n), alphaBarPrev = schedule.AlphaBar(previous);
-            var output = denoiser.Denoise(z, n);
-            var (x0, eps) = output;
-            Tensor next = options.Kind switch
-            {
-                SamplerKind.Ddpm => output.VarianceFraction is { } fraction
-                    ? DdpmStep(z, x0, alphaBar, alphaBarPrev, fraction, () => SeededNoise.Normal(seed, StreamDomains.FirstStepNoise + (ulong)k, first, size, sampleShape, device))
-                    : DdpmStep(z, x0, alphaBar, alphaBarPrev, options.Variance, () => SeededNoise.Normal(seed, StreamDomains.FirstStepNoise + (ulong)k, first, size, sampleShape, device)),
-                SamplerKind.Ddim => DdimStep(x0, eps, alphaBar, alphaBarPrev, options.Eta, () => SeededNoise.Normal(seed, StreamDomains.FirstStepNoise + (ulong)k, first, size, sampleShape, device)),
-                _ => throw new DiffuseException($"{options.Kind} is not a timestep sampler."),
-            };
-            onStep?.Invoke(new SamplerStep(k + 1, timesteps.Length, n, next, x0, schedule.Sigma(n)));
-            var old = z;
-            z = next.MoveToOuterDisposeScope();
-            old.Dispose();
-        }
-        return z;
+        double[] sigmas = options.ResolveSigmas(schedule);
+        using var initial = SeededNoise.Normal(seed, StreamDomains.InitialNoise, first, size, sampleShape, device);
+        Action<SamplerStep>? report = onStep is null ? null : step =>
+            onStep(step with { Timestep = (int)Math.Round(schedule.TimestepOfSigma(step.Sigma), MidpointRounding.AwayFromZero) });
+        return SigmaSamplers.Run(options.Kind, SigmaDenoiser.From(denoiser, schedule), initial, sigmas, new StepNoise(seed, first), options, report);
     }
 
     /// <summary>
@@ -285,7 +241,8 @@ public static class Sampler
     /// </summary>
     public static Tensor DdimStep(Tensor x0, Tensor eps, double alphaBar, double alphaBarPrev, double eta, Func<Tensor> noise)
     {
-        double sigma = eta * Math.Sqrt((1 - alphaBarPrev) / (1 - alphaBar)) * Math.Sqrt(1 - alphaBar / alphaBarPrev);
+        // At η = 0 the step is deterministic in either direction (from low to high noise the second root is imaginary).
+        double sigma = eta == 0 ? 0 : eta * Math.Sqrt((1 - alphaBarPrev) / (1 - alphaBar)) * Math.Sqrt(1 - alphaBar / alphaBarPrev);
         var result = Math.Sqrt(alphaBarPrev) * x0 + Math.Sqrt(Math.Max(0, 1 - alphaBarPrev - sigma * sigma)) * eps;
         return sigma > 0 ? result + sigma * noise() : result;
     }

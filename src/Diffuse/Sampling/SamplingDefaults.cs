@@ -27,7 +27,7 @@ public static class SamplingDefaults
     public const double Guidance = 1.5;
 
     /// <summary>The default sampler of image models without a sampler.json.</summary>
-    public static SamplerOptions Image { get; } = new(SamplerKind.DpmSolver2M, ImageSteps, Sigmas: NoiseLevelSpacing.LogSnr);
+    public static SamplerOptions Image { get; } = new(SamplerKind.DpmSolver2M, ImageSteps, Spacing: SamplerSpacing.LogSnr);
 
     /// <summary>The default sampler of table models without a sampler.json: DDPM over every trained timestep.</summary>
     public static SamplerOptions Table { get; } = new();
@@ -57,7 +57,7 @@ public static class SamplingDefaults
                 throw new DiffuseException($"{Param.Of("SamplerRecord.Choose(nfe)", "nfe")} {n} picks a setting measured by {Param.Of("SamplerBenchmark.Run")}, but {folder ?? "this model"} has no {SamplerRecord.FileName}: run {Param.Of("SamplerBenchmark.Run")} first, or choose a sampler and its steps.");
             if (isImage)
             {
-                var fast = defaults with { Kind = Image.Kind, Steps = Image.Steps, Sigmas = Image.Sigmas, Spacing = Image.Spacing };
+                var fast = defaults with { Kind = Image.Kind, Steps = Image.Steps, Spacing = Image.Spacing };
                 return new(fast, $"{SamplerSpacings.Describe(fast, schedule)} (the default for images; bench-samplers measures others)");
             }
             return new(defaults, $"{SamplerSpacings.Describe(defaults, schedule)} (the default; bench-samplers finds faster settings)");

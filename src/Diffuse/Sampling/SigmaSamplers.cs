@@ -53,8 +53,9 @@ public sealed record StochasticChurn(double SChurn, double STmin = 0, double STm
 /// (Karras et al. 2022, eq. 1 with the score of eq. 3 and σ(t) = t); λ = −log σ (half the log-SNR) and h = λ_{i+1} − λ_i, so
 /// e^(−h) = σ_{i+1}/σ_i. All samplers share one signature: the denoiser, the initial noise z ~ N(0, I) [B, ...] (the
 /// state at σ_0 in the variance-preserving scale, so x_0 = z·√(1 + σ_0²)), the levels, the per-step noise, the options
-/// (<see cref="SamplerOptions.ClipX0"/>, <see cref="SamplerOptions.Churn"/>) and a callback. They keep no state between
-/// calls: multistep history is a local variable. The last step always lands on σ = 0 with x = D (the exact limit of
+/// (<see cref="SamplerOptions.ClipX0"/>, <see cref="SamplerOptions.Churn"/>) and a callback. Each is an update rule of
+/// <see cref="SamplerTable"/> run by <see cref="SamplerDriver"/>, like <see cref="Ddpm"/> and <see cref="Ddim"/>, which
+/// keep their state in z; they keep no state between calls: multistep history belongs to the run. The last step always lands on σ = 0 with x = D (the exact limit of
 /// every update as σ_{i+1} → 0), and when σ_0 = +∞ (zero terminal SNR) the first step is the exact first-order step from
 /// pure noise, x_1 = D + σ_1·ε̂ (D and ε̂ stay finite there although x does not).
 /// <para>
@@ -75,7 +76,7 @@ public static class SigmaSamplers
     /// </summary>
     public static Tensor Euler(ISigmaDenoiser denoiser, Tensor noise, IReadOnlyList<double> sigmas, StepNoise stepNoise,
         SamplerOptions options, Action<SamplerStep>? onStep = null) =>
-        EulerOrHeun(denoiser, noise, sigmas, stepNoise, options, onStep, heun: false);
+        Run(SamplerKind.Euler, denoiser, noise, sigmas, stepNoise, options, onStep);
 
     /// <summary>
     /// Heun's second-order method on the probability-flow ODE (Karras et al. 2022, Algorithm 1; with
@@ -85,7 +86,7 @@ public static class SigmaSamplers
     /// </summary>
     public static Tensor Heun(ISigmaDenoiser denoiser, Tensor noise, IReadOnlyList<double> sigmas, StepNoise stepNoise,
         SamplerOptions options, Action<SamplerStep>? onStep = null) =>
-        EulerOrHeun(denoiser, noise, sigmas, stepNoise, options, onStep, heun: true);
+        Run(SamplerKind.Heun, denoiser, noise, sigmas, stepNoise, options, onStep);
 
     /// <summary>
     /// Euler ancestral: the ancestral step of Ho et al. 2020 (Algorithm 2) written in σ-space, as in k-diffusion. The Bayes
@@ -93,31 +94,8 @@ public static class SigmaSamplers
     /// σ_up = σ_{i+1}·√(1 − σ_{i+1}²/σ_i²); on the trained timesteps this is DDPM with σ² = β̃. One evaluation per step.
     /// </summary>
     public static Tensor EulerAncestral(ISigmaDenoiser denoiser, Tensor noise, IReadOnlyList<double> sigmas, StepNoise stepNoise,
-        SamplerOptions options, Action<SamplerStep>? onStep = null)
-    {
-        var levels = Levels(sigmas, options);
-        denoiser = ClampedDenoiser.Clip(denoiser, options.ClipX0);
-        using var noGrad = no_grad();
-        using var samplerScope = NewDisposeScope();
-        var x = Initial(noise, levels[0]);
-        int count = levels.Length - 1;
-        for (int i = 0; i < count; i++)
-        {
-            using var scope = NewDisposeScope();
-            double sigma = levels[i], sigmaNext = levels[i + 1];
-            var (x0, eps) = Evaluate(denoiser, x, sigma);
-            Tensor next;
-            if (sigmaNext == 0) next = x0;
-            else
-            {
-                double ratio = sigmaNext / sigma;
-                double sigmaUp = sigmaNext * Math.Sqrt(1 - ratio * ratio), sigmaDown = sigmaNext * ratio;
-                next = x0 + sigmaDown * eps + sigmaUp * stepNoise.Normal(i, x0);
-            }
-            x = Advance(x, next, onStep, i, count, sigma, sigmaNext, x0);
-        }
-        return x.MoveToOuterDisposeScope();
-    }
+        SamplerOptions options, Action<SamplerStep>? onStep = null) =>
+        Run(SamplerKind.EulerAncestral, denoiser, noise, sigmas, stepNoise, options, onStep);
 
     /// <summary>
     /// DPM-Solver++(2M) (Lu et al. 2022, DPM-Solver++, Algorithm 2): the exponential integrator of the data-prediction ODE,
@@ -126,7 +104,7 @@ public static class SigmaSamplers
     /// </summary>
     public static Tensor DpmSolver2M(ISigmaDenoiser denoiser, Tensor noise, IReadOnlyList<double> sigmas, StepNoise stepNoise,
         SamplerOptions options, Action<SamplerStep>? onStep = null) =>
-        DpmSolverMultistep(denoiser, noise, sigmas, options, onStep, order: 2);
+        Run(SamplerKind.DpmSolver2M, denoiser, noise, sigmas, stepNoise, options, onStep);
 
     /// <summary>
     /// DPM-Solver++(3M) (Lu et al. 2022, DPM-Solver++, Algorithm 2 carried to third order): the exact solution
@@ -140,7 +118,7 @@ public static class SigmaSamplers
     /// </summary>
     public static Tensor DpmSolver3M(ISigmaDenoiser denoiser, Tensor noise, IReadOnlyList<double> sigmas, StepNoise stepNoise,
         SamplerOptions options, Action<SamplerStep>? onStep = null) =>
-        DpmSolverMultistep(denoiser, noise, sigmas, options, onStep, order: 3);
+        Run(SamplerKind.DpmSolver3M, denoiser, noise, sigmas, stepNoise, options, onStep);
 
     /// <summary>
     /// SDE-DPM-Solver++(2M) (Lu et al. 2022, DPM-Solver++: the counterpart of Algorithm 2 for the reverse SDE in
@@ -149,41 +127,8 @@ public static class SigmaSamplers
     /// is the exact variance of the linear SDE over the step. One evaluation per step.
     /// </summary>
     public static Tensor DpmSolver2MSde(ISigmaDenoiser denoiser, Tensor noise, IReadOnlyList<double> sigmas, StepNoise stepNoise,
-        SamplerOptions options, Action<SamplerStep>? onStep = null)
-    {
-        var levels = Levels(sigmas, options);
-        denoiser = ClampedDenoiser.Clip(denoiser, options.ClipX0);
-        using var noGrad = no_grad();
-        using var samplerScope = NewDisposeScope();
-        var x = Initial(noise, levels[0]);
-        int count = levels.Length - 1;
-        (double Lambda, Tensor X0)? previous = null;
-        for (int i = 0; i < count; i++)
-        {
-            using var scope = NewDisposeScope();
-            double sigma = levels[i], sigmaNext = levels[i + 1];
-            var (x0, _) = Evaluate(denoiser, x, sigma);
-            Tensor next;
-            if (sigmaNext == 0) next = x0;
-            else
-            {
-                // e^(−2h) = (σ_{i+1}/σ_i)²; from σ = ∞ it is 0 and the step draws x_1 ~ N(D, σ_1²).
-                double ratio = sigmaNext / sigma, decay = ratio * ratio, gain = 1 - decay;
-                next = double.IsPositiveInfinity(sigma) ? x0 * gain : decay * x + gain * x0;
-                if (previous is { } p)
-                {
-                    double h = Math.Log(sigma / sigmaNext), hLast = -Math.Log(sigma) - p.Lambda;
-                    next = next + 0.5 * gain * h / hLast * (x0 - p.X0);
-                }
-                next = next + sigmaNext * Math.Sqrt(gain) * stepNoise.Normal(i, x0);
-            }
-            previous?.X0.Dispose();
-            previous = double.IsPositiveInfinity(sigma) ? null : (-Math.Log(sigma), Keep(x0));
-            x = Advance(x, next, onStep, i, count, sigma, sigmaNext, x0);
-        }
-        previous?.X0.Dispose();
-        return x.MoveToOuterDisposeScope();
-    }
+        SamplerOptions options, Action<SamplerStep>? onStep = null) =>
+        Run(SamplerKind.DpmSolver2MSde, denoiser, noise, sigmas, stepNoise, options, onStep);
 
     /// <summary>
     /// UniPC (Zhao et al. 2023, §3: the UniP-2 predictor with the UniC corrector, data prediction, B(h) = e^h − 1, the
@@ -195,245 +140,46 @@ public static class SigmaSamplers
     /// is reused, so the corrector costs nothing; the order rises from 2 to 3. One evaluation per step.
     /// </summary>
     public static Tensor UniPc(ISigmaDenoiser denoiser, Tensor noise, IReadOnlyList<double> sigmas, StepNoise stepNoise,
-        SamplerOptions options, Action<SamplerStep>? onStep = null)
-    {
-        var levels = Levels(sigmas, options);
-        denoiser = ClampedDenoiser.Clip(denoiser, options.ClipX0);
-        using var noGrad = no_grad();
-        using var samplerScope = NewDisposeScope();
-        var x = Initial(noise, levels[0]);
-        int count = levels.Length - 1;
-        var history = new List<(double Lambda, Tensor X0)>();   // data predictions at finite levels, newest last
-        (Tensor Start, double Lambda, int Order)? pending = null; // the last predictor step, to be corrected
-        for (int i = 0; i < count; i++)
-        {
-            using var scope = NewDisposeScope();
-            double sigma = levels[i], sigmaNext = levels[i + 1];
-            var (x0, eps) = Evaluate(denoiser, x, sigma);
-            if (pending is { } step)
-            {
-                // UniC: the step that produced x, redone with the evaluation at its end point.
-                double lambda = -Math.Log(sigma), h = lambda - step.Lambda;
-                var (phi0, phi1, phi2) = Phi(h);
-                var start = history[^1].X0;
-                var corrected = Math.Exp(-h) * step.Start + phi0 * start;
-                if (step.Order == 1) corrected = corrected + phi0 * 0.5 * (x0 - start);
-                else
-                {
-                    var (lambdaOld, oldX0) = history[^2];
-                    double r = (lambdaOld - step.Lambda) / h;
-                    double b1 = phi1 / (h * phi0), b2 = 2 * phi2 / (h * h * phi0);
-                    double a1 = (b1 - b2) / (1 - r), a2 = b1 - a1;
-                    corrected = corrected + phi0 * (a1 / r * (oldX0 - start) + a2 * (x0 - start));
-                }
-                x.Dispose();
-                x = corrected.alias().MoveToOuterDisposeScope();
-                step.Start.Dispose();
-                pending = null;
-            }
-            Tensor next;
-            if (sigmaNext == 0) next = x0;
-            else if (double.IsPositiveInfinity(sigma)) next = x0 + sigmaNext * eps;
-            else
-            {
-                double h = Math.Log(sigma / sigmaNext);
-                double phi0 = -double.ExpM1(-h);
-                next = sigmaNext / sigma * x + phi0 * x0;
-                int order = history.Count == 0 ? 1 : 2;
-                if (order == 2)
-                {
-                    var (lambdaLast, lastX0) = history[^1];
-                    double hLast = -Math.Log(sigma) - lambdaLast;
-                    next = next + phi0 * h / (2 * hLast) * (x0 - lastX0);
-                }
-                pending = (Keep(x), -Math.Log(sigma), order);
-            }
-            if (double.IsPositiveInfinity(sigma)) ClearHistory(history);
-            else Remember(history, -Math.Log(sigma), x0, keep: 2);
-            x = Advance(x, next, onStep, i, count, sigma, sigmaNext, x0);
-        }
-        pending?.Start.Dispose();
-        ClearHistory(history);
-        return x.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Runs the σ-space sampler of <paramref name="kind"/> (the shared signature of this class).</summary>
-    public static Tensor Run(SamplerKind kind, ISigmaDenoiser denoiser, Tensor noise, IReadOnlyList<double> sigmas, StepNoise stepNoise,
-        SamplerOptions options, Action<SamplerStep>? onStep = null) => kind switch
-        {
-            SamplerKind.Euler => Euler(denoiser, noise, sigmas, stepNoise, options, onStep),
-            SamplerKind.Heun => Heun(denoiser, noise, sigmas, stepNoise, options, onStep),
-            SamplerKind.EulerAncestral => EulerAncestral(denoiser, noise, sigmas, stepNoise, options, onStep),
-            SamplerKind.DpmSolver2M => DpmSolver2M(denoiser, noise, sigmas, stepNoise, options, onStep),
-            SamplerKind.DpmSolver3M => DpmSolver3M(denoiser, noise, sigmas, stepNoise, options, onStep),
-            SamplerKind.DpmSolver2MSde => DpmSolver2MSde(denoiser, noise, sigmas, stepNoise, options, onStep),
-            SamplerKind.UniPc => UniPc(denoiser, noise, sigmas, stepNoise, options, onStep),
-            _ => throw new DiffuseException($"{kind} is not a σ-space sampler."),
-        };
+        SamplerOptions options, Action<SamplerStep>? onStep = null) =>
+        Run(SamplerKind.UniPc, denoiser, noise, sigmas, stepNoise, options, onStep);
 
     /// <summary>
-    /// Network evaluations (NFE) a σ-space sampler makes on <paramref name="sigmas"/>: one per step, except Heun, which
-    /// makes two on every step that ends above σ = 0 and starts below σ = ∞.
+    /// DDPM's ancestral step on any decreasing levels (Ho et al. 2020, Algorithm 2): the Bayes posterior
+    /// N(μ̃(z_t, D), σ²) between the two levels' ᾱ = 1/(1 + σ²), with σ² = β̃, β or the learned variance, computed in the
+    /// variance-preserving variable as the paper writes it. On the levels of trained timesteps it is <see cref="SamplerKind.Ddpm"/>.
     /// </summary>
-    public static int FunctionEvaluations(SamplerKind kind, IReadOnlyList<double> sigmas)
+    public static Tensor Ddpm(ISigmaDenoiser denoiser, Tensor noise, IReadOnlyList<double> sigmas, StepNoise stepNoise,
+        SamplerOptions options, Action<SamplerStep>? onStep = null) =>
+        Run(SamplerKind.Ddpm, denoiser, noise, sigmas, stepNoise, options, onStep);
+
+    /// <summary>
+    /// DDIM's step on any levels (Song et al. 2021, eq. 12), in the variance-preserving variable, with η of
+    /// <see cref="SamplerOptions.Eta"/>; at η = 0 it is <see cref="Euler"/> written in z.
+    /// </summary>
+    public static Tensor Ddim(ISigmaDenoiser denoiser, Tensor noise, IReadOnlyList<double> sigmas, StepNoise stepNoise,
+        SamplerOptions options, Action<SamplerStep>? onStep = null) =>
+        Run(SamplerKind.Ddim, denoiser, noise, sigmas, stepNoise, options, onStep);
+
+    /// <summary>
+    /// Runs the sampler of <paramref name="kind"/> (its row of <see cref="SamplerTable"/>) through
+    /// <see cref="SamplerDriver.Run"/>, after checking that it accepts the options given, and that it draws no noise of
+    /// its own when the levels increase (only the deterministic samplers run backwards).
+    /// </summary>
+    public static Tensor Run(SamplerKind kind, ISigmaDenoiser denoiser, Tensor noise, IReadOnlyList<double> sigmas, StepNoise stepNoise,
+        SamplerOptions options, Action<SamplerStep>? onStep = null)
     {
-        var levels = NoiseLevels.Validate(sigmas);
-        int steps = levels.Length - 1;
-        if (kind != SamplerKind.Heun) return steps;
-        int evaluations = 0;
-        for (int i = 0; i < steps; i++)
-            evaluations += levels[i + 1] > 0 && !double.IsPositiveInfinity(levels[i]) ? 2 : 1;
-        return evaluations;
+        var row = SamplerTable.Of(kind);
+        SamplerTable.CheckOptions(options with { Kind = kind });
+        if (NoiseLevels.IsIncreasing(sigmas) && !row.IsDeterministic(options))
+            throw new DiffuseException($"{row.Name} draws noise at every step; only a deterministic sampler can run from low to high noise.");
+        using var rule = row.CreateRule();
+        return SamplerDriver.Run(rule, denoiser, noise, sigmas, stepNoise, options, onStep);
     }
 
-    private static Tensor EulerOrHeun(ISigmaDenoiser denoiser, Tensor noise, IReadOnlyList<double> sigmas, StepNoise stepNoise,
-        SamplerOptions options, Action<SamplerStep>? onStep, bool heun)
-    {
-        var levels = Levels(sigmas, options);
-        denoiser = ClampedDenoiser.Clip(denoiser, options.ClipX0);
-        using var noGrad = no_grad();
-        using var samplerScope = NewDisposeScope();
-        var x = Initial(noise, levels[0]);
-        int count = levels.Length - 1;
-        for (int i = 0; i < count; i++)
-        {
-            using var scope = NewDisposeScope();
-            double sigma = levels[i], sigmaNext = levels[i + 1];
-            // Churn (Algorithm 2, lines 4–6): lift x_i at σ_i to x̂ at σ̂ = σ_i·(1 + γ).
-            double gamma = options.Churn?.Gamma(sigma, count) ?? 0;
-            double sigmaHat = sigma * (1 + gamma);
-            var xHat = gamma > 0
-                ? x + options.Churn!.SNoise * Math.Sqrt(sigmaHat * sigmaHat - sigma * sigma) * stepNoise.Normal(i, x)
-                : x;
-            // Euler step (lines 7–8), written as D + σ_{i+1}·ε̂ so that it also holds from σ̂ = ∞.
-            var (x0, eps) = Evaluate(denoiser, xHat, sigmaHat);
-            var next = x0 + sigmaNext * eps;
-            if (heun && sigmaNext > 0 && !double.IsPositiveInfinity(sigmaHat))
-            {
-                // Heun's correction (lines 9–11): average the slopes at both ends.
-                var (_, epsNext) = Evaluate(denoiser, next, sigmaNext);
-                next = xHat + (sigmaNext - sigmaHat) * 0.5 * (eps + epsNext);
-            }
-            x = Advance(x, next, onStep, i, count, sigma, sigmaNext, x0);
-        }
-        return x.MoveToOuterDisposeScope();
-    }
-
-    private static Tensor DpmSolverMultistep(ISigmaDenoiser denoiser, Tensor noise, IReadOnlyList<double> sigmas,
-        SamplerOptions options, Action<SamplerStep>? onStep, int order)
-    {
-        var levels = Levels(sigmas, options);
-        denoiser = ClampedDenoiser.Clip(denoiser, options.ClipX0);
-        using var noGrad = no_grad();
-        using var samplerScope = NewDisposeScope();
-        var x = Initial(noise, levels[0]);
-        int count = levels.Length - 1;
-        var history = new List<(double Lambda, Tensor X0)>();   // data predictions at finite levels, newest last
-        for (int i = 0; i < count; i++)
-        {
-            using var scope = NewDisposeScope();
-            double sigma = levels[i], sigmaNext = levels[i + 1];
-            var (x0, eps) = Evaluate(denoiser, x, sigma);
-            Tensor next;
-            if (sigmaNext == 0) next = x0;
-            else if (double.IsPositiveInfinity(sigma)) next = x0 + sigmaNext * eps;
-            else
-            {
-                double lambda = -Math.Log(sigma), h = Math.Log(sigma / sigmaNext);
-                var (phi0, phi1, phi2) = Phi(h);
-                int stepOrder = Math.Min(order, history.Count + 1);
-                if (i + 2 < levels.Length && levels[i + 2] == 0) stepOrder = Math.Min(stepOrder, 2);
-                next = sigmaNext / sigma * x + phi0 * x0;
-                if (stepOrder == 2)
-                {
-                    var (lambdaLast, lastX0) = history[^1];
-                    next = next + phi0 * h / (2 * (lambda - lambdaLast)) * (x0 - lastX0);
-                }
-                else if (stepOrder == 3)
-                {
-                    var (lambda1, x01) = history[^1];
-                    var (lambda2, x02) = history[^2];
-                    double h0 = lambda - lambda1, h1 = lambda1 - lambda2;
-                    var slope01 = (x0 - x01) / h0;
-                    var curvature = (slope01 - (x01 - x02) / h1) / (h0 + h1);   // second divided difference
-                    next = next + phi1 * (slope01 + h0 * curvature) + 2 * phi2 * curvature;
-                }
-            }
-            if (double.IsPositiveInfinity(sigma)) ClearHistory(history);
-            else Remember(history, -Math.Log(sigma), x0, keep: order - 1);
-            x = Advance(x, next, onStep, i, count, sigma, sigmaNext, x0);
-        }
-        ClearHistory(history);
-        return x.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>φ0 = 1 − e^(−h), φ1 = h − φ0, φ2 = h²/2 − φ1: the weights e^(−h)·∫_0^h e^u·u^k/k! du of the exponential integrator.</summary>
-    private static (double Phi0, double Phi1, double Phi2) Phi(double h)
-    {
-        double phi0 = -double.ExpM1(-h), phi1 = h - phi0;
-        return (phi0, phi1, h * h / 2 - phi1);
-    }
-
-    private static double[] Levels(IReadOnlyList<double> sigmas, SamplerOptions options)
-    {
-        options.Churn?.Validate();
-        if (options.ClipX0 is { } c && !(c > 0)) throw new DiffuseException($"the x0 clip range must be positive (got {c}).");
-        if (NoiseLevels.IsIncreasing(sigmas))
-        {
-            if (options.Churn is not null) throw new DiffuseException("stochastic churn adds noise on the way to the data; it cannot run from low to high noise.");
-            return NoiseLevels.ValidateIncreasing(sigmas);
-        }
-        // A decreasing list that stops above 0 is a segment of a path (RePaint's blocks): run it as it is.
-        if (sigmas.Count >= 2 && sigmas[^1] > 0)
-        {
-            var segment = NoiseLevels.Validate(sigmas);
-            return segment[..^1];
-        }
-        return NoiseLevels.Validate(sigmas);
-    }
-
-    /// <summary>The state at σ_0: x = z·√(1 + σ_0²), or z itself at σ_0 = ∞ (see <see cref="Evaluate"/>).</summary>
-    private static Tensor Initial(Tensor noise, double sigma) =>
-        double.IsPositiveInfinity(sigma) ? noise.alias() : noise * Math.Sqrt(1 + sigma * sigma);
-
-    /// <summary>D(x; σ) through the variance-preserving input z = x/√(1 + σ²); at σ = ∞ the state already holds z.</summary>
-    private static DenoiserOutput Evaluate(ISigmaDenoiser denoiser, Tensor x, double sigma)
-    {
-        var z = double.IsPositiveInfinity(sigma) ? x : x / Math.Sqrt(1 + sigma * sigma);
-        return denoiser.DenoiseAtSigma(z, sigma);
-    }
-
-    /// <summary>Reports the step, then replaces the state by <paramref name="next"/>, kept in the sampler's scope.</summary>
-    private static Tensor Advance(Tensor x, Tensor next, Action<SamplerStep>? onStep, int step, int count, double sigma,
-        double sigmaNext, Tensor x0)
-    {
-        if (onStep is not null)
-        {
-            using var reportScope = NewDisposeScope();
-            var z = sigmaNext == 0 ? next : next / Math.Sqrt(1 + sigmaNext * sigmaNext);
-            onStep(new SamplerStep(step + 1, count, -1, z, x0, sigma));
-        }
-        var kept = Keep(next);
-        x.Dispose();
-        return kept;
-    }
-
-    /// <summary>A handle on <paramref name="tensor"/> that outlives the current step's dispose scope.</summary>
-    private static Tensor Keep(Tensor tensor) => tensor.alias().MoveToOuterDisposeScope();
-
-    private static void Remember(List<(double Lambda, Tensor X0)> history, double lambda, Tensor x0, int keep)
-    {
-        history.Add((lambda, Keep(x0)));
-        while (history.Count > keep)
-        {
-            history[0].X0.Dispose();
-            history.RemoveAt(0);
-        }
-    }
-
-    private static void ClearHistory(List<(double Lambda, Tensor X0)> history)
-    {
-        foreach (var (_, x0) in history) x0.Dispose();
-        history.Clear();
-    }
+    /// <summary>
+    /// Network evaluations (NFE) the sampler of <paramref name="kind"/> makes on <paramref name="sigmas"/>: one per step,
+    /// except Heun, which makes two on every step that ends above σ = 0 and starts below σ = ∞.
+    /// </summary>
+    public static int FunctionEvaluations(SamplerKind kind, IReadOnlyList<double> sigmas) =>
+        SamplerTable.Of(kind).FunctionEvaluations(NoiseLevels.Validate(sigmas));
 }

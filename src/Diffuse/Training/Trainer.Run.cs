@@ -55,7 +55,7 @@ public sealed partial class Trainer
     public const int PreviewColumns = 8;
 
     /// <summary>The sampler of previews: 20 DPM-Solver++(2M) steps on log-SNR-uniform noise levels.</summary>
-    public static SamplerOptions PreviewSampler { get; } = new(SamplerKind.DpmSolver2M, 20, Sigmas: NoiseLevelSpacing.LogSnr);
+    public static SamplerOptions PreviewSampler { get; } = new(SamplerKind.DpmSolver2M, 20, Spacing: SamplerSpacing.LogSnr);
 
     /// <summary>Raised after every optimizer step (on rank 0 and every other rank alike) with the step's losses.</summary>
     public event EventHandler<TrainingProgress>? StepCompleted;

@@ -203,11 +203,11 @@ public class SamplerSettingTests
     public void SettingsBecomeTheOptionsTheyName()
     {
         var karras = new SamplerSetting(SamplerKind.DpmSolver2M, SamplerSpacing.Karras, 10).ToOptions(new SamplerOptions(ClipX0: 3));
-        Assert.Equal(NoiseLevelSpacing.Karras, karras.Sigmas);
+        Assert.Equal(SamplerSpacing.Karras, karras.Spacing);
         Assert.Equal(3, karras.ClipX0);
         Assert.Equal("dpm++2m, karras, 10 steps", SamplerSpacings.Describe(karras, Schedule));
         var ddim = new SamplerSetting(SamplerKind.Ddim, SamplerSpacing.Linspace, 4).ToOptions();
-        Assert.Equal(TimestepSpacing.Linspace, ddim.Spacing);
+        Assert.Equal(SamplerSpacing.Linspace, ddim.Spacing);
         Assert.Equal(SamplerSpacing.Linspace, SamplerSpacings.Of(ddim));
         Assert.Throws<DiffuseException>(() => new SamplerSetting(SamplerKind.Ddpm, SamplerSpacing.Karras, 4).ToOptions());
     }

@@ -20,7 +20,7 @@ public class EditingModelTests
         using var model = trainer.ToModel();
         using var scope = NewDisposeScope();
         var rows = model.Normalization.Apply(data.narrow(0, 0, 40));
-        var options = new SamplerOptions(SamplerKind.DpmSolver2M, 40, Sigmas: NoiseLevelSpacing.LogSnr);
+        var options = new SamplerOptions(SamplerKind.DpmSolver2M, 40, Spacing: SamplerSpacing.LogSnr);
         int steps = 0;
         var latents = model.Encode(rows, options, onStep: _ => steps++, batchSize: 16);
         Assert.Equal(40 * 3, steps);   // 40 steps for each of 3 batches

@@ -23,7 +23,7 @@ public class ImageToImageTests
         var schedule = NoiseSchedule.Linear(1000);
         var denoiser = new GaussianDenoiser(schedule, Mean, Variance);
         using var scope = NewDisposeScope();
-        var options = new SamplerOptions(kind, 15, Sigmas: NoiseLevelSpacing.LogSnr);
+        var options = new SamplerOptions(kind, 15, Spacing: SamplerSpacing.LogSnr);
         var image = full(5, 2, 3.0f);
         var edited = ImageToImage.Run(denoiser, image, 1.0, EditingPath.Resolve(options, schedule, false), options, seed: 11, first: 7);
         var sampled = Sampler.SampleBatch(denoiser, schedule, new long[] { 2 }, 7, 5, 11, options);
@@ -38,7 +38,7 @@ public class ImageToImageTests
         var schedule = NoiseSchedule.Linear(1000);
         var denoiser = new GaussianDenoiser(schedule, Mean, Variance);
         using var scope = NewDisposeScope();
-        var options = new SamplerOptions(SamplerKind.DpmSolver3M, 100, Sigmas: NoiseLevelSpacing.Karras);
+        var options = new SamplerOptions(SamplerKind.DpmSolver3M, 100, Spacing: SamplerSpacing.Karras);
         var path = EditingPath.Resolve(options, schedule, false);
         const int count = 20000;
         var x = tensor(new[] { 2.0, 0.0 }, dtype: ScalarType.Float64);

@@ -59,7 +59,7 @@ public class InpaintingTests
         var schedule = NoiseSchedule.Linear(1000);
         var denoiser = new GaussianDenoiser(schedule, new[] { 0.5, -0.5, 0.0, 1.0 }, new[] { 0.3, 0.6, 1.0, 0.1 });
         using var scope = NewDisposeScope();
-        var options = new SamplerOptions(kind, 12, Sigmas: NoiseLevelSpacing.Karras);
+        var options = new SamplerOptions(kind, 12, Spacing: SamplerSpacing.Karras);
         var path = EditingPath.Resolve(options, schedule, deterministic: false);
         var image = SeededNoise.Normal(9, 0, 0, 6, new long[] { 4 });
         var mask = tensor(new float[] { 1, 0, 1, 0 }).unsqueeze(0);

@@ -29,7 +29,7 @@ public class InversionTests
         var denoiser = new GaussianDenoiser(schedule, Mean, Variance);
         using var scope = NewDisposeScope();
         var data = Data(64, 7);
-        var options = new SamplerOptions(kind, steps, Sigmas: kind == SamplerKind.Ddim ? NoiseLevelSpacing.Timesteps : NoiseLevelSpacing.Karras);
+        var options = new SamplerOptions(kind, steps, Spacing: kind == SamplerKind.Ddim ? SamplerSpacing.Trailing : SamplerSpacing.Karras);
         var path = EditingPath.Resolve(options, schedule, deterministic: true);
         var latents = Inversion.Encode(denoiser, data, path, options);
         var decoded = Inversion.Decode(denoiser, latents, path, options);
@@ -81,7 +81,7 @@ public class InversionTests
         var denoiser = new GaussianDenoiser(schedule, Mean, Variance);
         using var scope = NewDisposeScope();
         var data = Data(20000, 8);
-        var options = new SamplerOptions(SamplerKind.DpmSolver2M, 30, Sigmas: NoiseLevelSpacing.LogSnr);
+        var options = new SamplerOptions(SamplerKind.DpmSolver2M, 30, Spacing: SamplerSpacing.LogSnr);
         var latents = Inversion.Encode(denoiser, data, EditingPath.Resolve(options, schedule, true), options);
         double sigmaMax = schedule.Sigma(999), scale = Math.Sqrt(1 + sigmaMax * sigmaMax);
         var expectedMean = tensor(Mean, dtype: ScalarType.Float64) / scale;
@@ -106,7 +106,7 @@ public class InversionTests
     public void ZeroTerminalSnrLatentsLiveAtTheLargestFiniteLevel()
     {
         var schedule = NoiseSchedule.Create(new ScheduleConfig(ScheduleKind.Linear, 1000, ZeroTerminalSnr: true));
-        var path = EditingPath.Resolve(new SamplerOptions(SamplerKind.DpmSolver2M, 10, Sigmas: NoiseLevelSpacing.LogSnr), schedule, true);
+        var path = EditingPath.Resolve(new SamplerOptions(SamplerKind.DpmSolver2M, 10, Spacing: SamplerSpacing.LogSnr), schedule, true);
         Assert.True(double.IsPositiveInfinity(path.Sigmas[0]));
         var levels = path.LatentLevels();
         Assert.Equal(path.Sigmas[1..], levels);

@@ -22,7 +22,7 @@ public class ExactDenoiserSamplingTests
     {
         var schedule = NoiseSchedule.Linear(1000);
         var denoiser = new GaussianDenoiser(schedule, Mean, Variance);
-        var options = new SamplerOptions(kind, steps, TimestepSpacing.Trailing, eta, variance);
+        var options = new SamplerOptions(kind, steps, SamplerSpacing.Trailing, eta, variance);
         const int count = 20_000;
         using var scope = NewDisposeScope();
         var x = Sampler.Generate(denoiser, schedule, new long[] { 2 }, count, seed: 7, options).to_type(ScalarType.Float64);
@@ -116,10 +116,10 @@ public class ExactDenoiserSamplingTests
     [Fact]
     public void TimestepSpacingsGiveTheDocumentedTimesteps()
     {
-        Assert.Equal(new[] { 999, 899, 799, 699, 599, 499, 399, 299, 199, 99 }, Timesteps.Select(1000, 10, TimestepSpacing.Trailing));
-        Assert.Equal(new[] { 900, 800, 700, 600, 500, 400, 300, 200, 100, 0 }, Timesteps.Select(1000, 10, TimestepSpacing.Leading));
-        Assert.Equal(new[] { 999, 888, 777, 666, 555, 444, 333, 222, 111, 0 }, Timesteps.Select(1000, 10, TimestepSpacing.Linspace));
-        Assert.Equal(Enumerable.Range(0, 50).Reverse(), Timesteps.Select(50, 0, TimestepSpacing.Trailing));
+        Assert.Equal(new[] { 999, 899, 799, 699, 599, 499, 399, 299, 199, 99 }, Timesteps.Select(1000, 10, SamplerSpacing.Trailing));
+        Assert.Equal(new[] { 900, 800, 700, 600, 500, 400, 300, 200, 100, 0 }, Timesteps.Select(1000, 10, SamplerSpacing.Leading));
+        Assert.Equal(new[] { 999, 888, 777, 666, 555, 444, 333, 222, 111, 0 }, Timesteps.Select(1000, 10, SamplerSpacing.Linspace));
+        Assert.Equal(Enumerable.Range(0, 50).Reverse(), Timesteps.Select(50, 0, SamplerSpacing.Trailing));
         Assert.Throws<DiffuseException>(() => Timesteps.Validate(new[] { 5, 5 }, 10));
         Assert.Throws<DiffuseException>(() => Timesteps.Validate(new[] { 10 }, 10));
     }

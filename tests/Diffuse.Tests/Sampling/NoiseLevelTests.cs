@@ -47,12 +47,12 @@ public class NoiseLevelTests
         var expected = new[] { 999, 899, 799, 699, 599, 499, 399, 299, 199, 99 }.Select(schedule.Sigma).Append(0.0);
         Assert.Equal(expected, options.ResolveSigmas(schedule));
         var leading = new[] { 900, 800, 700, 600, 500, 400, 300, 200, 100, 0 }.Select(schedule.Sigma).Append(0.0);
-        Assert.Equal(leading, (options with { Spacing = TimestepSpacing.Leading }).ResolveSigmas(schedule));
+        Assert.Equal(leading, (options with { Spacing = SamplerSpacing.Leading }).ResolveSigmas(schedule));
         var linspace = new[] { 999, 888, 777, 666, 555, 444, 333, 222, 111, 0 }.Select(schedule.Sigma).Append(0.0);
-        Assert.Equal(linspace, (options with { Spacing = TimestepSpacing.Linspace }).ResolveSigmas(schedule));
+        Assert.Equal(linspace, (options with { Spacing = SamplerSpacing.Linspace }).ResolveSigmas(schedule));
         Assert.Equal(new[] { schedule.Sigma(500), schedule.Sigma(20), 0.0 }, (options with { TimestepList = new[] { 20, 500 } }).ResolveSigmas(schedule));
         Assert.Equal(1001, new SamplerOptions(SamplerKind.Heun).ResolveSigmas(schedule).Length);
-        Assert.Equal(1001, new SamplerOptions(SamplerKind.Heun, Sigmas: NoiseLevelSpacing.Karras).ResolveSigmas(schedule).Length);
+        Assert.Equal(1001, new SamplerOptions(SamplerKind.Heun, Spacing: SamplerSpacing.Karras).ResolveSigmas(schedule).Length);
     }
 
     [Fact]

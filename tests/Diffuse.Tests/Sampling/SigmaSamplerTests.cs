@@ -20,14 +20,13 @@ public class SigmaSamplerTests
     private static readonly double[] Variance = { 0.25, 2.0 };
     private static readonly long[] Shape = { 2 };
 
+    /// <summary>The samplers of the table that take any noise levels (a new row is tested here without listing it).</summary>
     public static readonly SamplerKind[] SigmaKinds =
-    {
-        SamplerKind.Euler, SamplerKind.Heun, SamplerKind.EulerAncestral, SamplerKind.DpmSolver2M,
-        SamplerKind.DpmSolver3M, SamplerKind.DpmSolver2MSde, SamplerKind.UniPc,
-    };
+        SamplerTable.All.Where(d => d.Accepts(SamplerOption.NoiseLevels)).Select(d => d.Kind).ToArray();
 
+    /// <summary>Every sampler of the table, σ-space ones first.</summary>
     public static IEnumerable<object[]> AllKinds() =>
-        SigmaKinds.Append(SamplerKind.Ddpm).Append(SamplerKind.Ddim).Select(k => new object[] { k });
+        SigmaKinds.Concat(SamplerTable.All.Select(d => d.Kind).Except(SigmaKinds)).Select(k => new object[] { k });
 
     private readonly ITestOutputHelper _output;
 
@@ -91,7 +90,7 @@ public class SigmaSamplerTests
             new NetworkDenoiser(network, schedule, Prediction.V),
         })
         {
-            foreach (var spacing in new[] { TimestepSpacing.Trailing, TimestepSpacing.Leading, TimestepSpacing.Linspace })
+            foreach (var spacing in new[] { SamplerSpacing.Trailing, SamplerSpacing.Leading, SamplerSpacing.Linspace })
             {
                 var ddim = Sampler.Generate(denoiser, schedule, Shape, 64, 2, new SamplerOptions(SamplerKind.Ddim, 20, spacing));
                 var euler = Sampler.Generate(denoiser, schedule, Shape, 64, 2, new SamplerOptions(SamplerKind.Euler, 20, spacing));
@@ -125,7 +124,7 @@ public class SigmaSamplerTests
         var b = Sampler.Generate(timestepsOnly, schedule, Shape, 32, 1, options);
         Assert.True(Same(a, b));
         // Between trained levels it quantises: close to the exact denoiser, not equal.
-        var karras = options with { Sigmas = NoiseLevelSpacing.Karras };
+        var karras = options with { Spacing = SamplerSpacing.Karras };
         var c = Sampler.Generate(exact, schedule, Shape, 32, 1, karras);
         var d = Sampler.Generate(timestepsOnly, schedule, Shape, 32, 1, karras);
         Assert.True(c.allclose(d, rtol: 0, atol: 0.05));
@@ -172,7 +171,7 @@ public class SigmaSamplerTests
         // law; within 3% on Karras levels (first-order samplers need more steps: about 0.89·s² after 50 Euler steps).
         var schedule = NoiseSchedule.Linear(1000);
         var denoiser = new GaussianDenoiser(schedule, Mean, Variance);
-        AssertGaussian(Sampler.Generate(denoiser, schedule, Shape, 20_000, 7, new SamplerOptions(kind, steps, Sigmas: NoiseLevelSpacing.Karras)));
+        AssertGaussian(Sampler.Generate(denoiser, schedule, Shape, 20_000, 7, new SamplerOptions(kind, steps, Spacing: SamplerSpacing.Karras)));
     }
 
     /// <summary>Checks that <paramref name="samples"/> follow N(Mean, Variance) within 3% plus four standard errors.</summary>
@@ -198,7 +197,7 @@ public class SigmaSamplerTests
         var schedule = NoiseSchedule.Linear(1000);
         var denoiser = new GaussianDenoiser(schedule, Mean, Variance);
         using var scope = NewDisposeScope();
-        var options = new SamplerOptions(SamplerKind.Heun, 200, Sigmas: NoiseLevelSpacing.Karras, Churn: new StochasticChurn(40, 0.05, 50, 1.0));
+        var options = new SamplerOptions(SamplerKind.Heun, 200, Spacing: SamplerSpacing.Karras, Churn: new StochasticChurn(40, 0.05, 50, 1.0));
         var x = Sampler.Generate(denoiser, schedule, Shape, 20_000, 9, options);
         Assert.False(Same(x, Sampler.Generate(denoiser, schedule, Shape, 20_000, 9, options with { Churn = null })));
         AssertGaussian(x);
@@ -217,9 +216,9 @@ public class SigmaSamplerTests
         var denoiser = new GaussianMixtureDenoiser(schedule, weights, means, variances);
         const int count = 10_000;
         using var scope = NewDisposeScope();
-        foreach (var sigmas in new[] { NoiseLevelSpacing.Karras, NoiseLevelSpacing.LogSnr })
+        foreach (var sigmas in new[] { SamplerSpacing.Karras, SamplerSpacing.LogSnr })
         {
-            var x = Sampler.Generate(denoiser, schedule, Shape, count, 11, new SamplerOptions(SamplerKind.DpmSolver2M, 20, Sigmas: sigmas));
+            var x = Sampler.Generate(denoiser, schedule, Shape, count, 11, new SamplerOptions(SamplerKind.DpmSolver2M, 20, Spacing: sigmas));
             double fraction = (x.select(1, 0) < 0).to_type(ScalarType.Float64).mean().item<double>();
             double se = Math.Sqrt(0.3 * 0.7 / count);
             Assert.InRange(fraction, 0.3 - 4 * se - 0.01, 0.3 + 4 * se + 0.01);
@@ -235,7 +234,7 @@ public class SigmaSamplerTests
         var schedule = NoiseSchedule.Linear(200);
         var denoiser = new GaussianDenoiser(schedule, Mean, Variance);
         var options = new SamplerOptions(kind, 12,
-            Sigmas: SamplerNames.UsesNoiseLevels(kind) ? NoiseLevelSpacing.Karras : NoiseLevelSpacing.Timesteps,
+            Spacing: SamplerNames.UsesNoiseLevels(kind) ? SamplerSpacing.Karras : SamplerSpacing.Trailing,
             Churn: kind is SamplerKind.Euler or SamplerKind.Heun ? new StochasticChurn(10) : null);
         using var scope = NewDisposeScope();
         var all = Sampler.Generate(denoiser, schedule, Shape, 10, 3, options, batchSize: 10);
@@ -258,7 +257,7 @@ public class SigmaSamplerTests
         var schedule = NoiseSchedule.Linear(100);
         var exact = new GaussianDenoiser(schedule, Mean, Variance);   // x0 spreads to about ±4 at low noise
         const double clip = 0.75;
-        var options = new SamplerOptions(kind, 8, Sigmas: SamplerNames.UsesNoiseLevels(kind) ? NoiseLevelSpacing.Karras : NoiseLevelSpacing.Timesteps);
+        var options = new SamplerOptions(kind, 8, Spacing: SamplerNames.UsesNoiseLevels(kind) ? SamplerSpacing.Karras : SamplerSpacing.Trailing);
         double largest = 0;
         var clipped = Sampler.Generate(exact, schedule, Shape, 64, 3, options with { ClipX0 = clip },
             onStep: step => largest = Math.Max(largest, step.X0.abs().max().to_type(ScalarType.Float64).item<double>()));
@@ -275,7 +274,7 @@ public class SigmaSamplerTests
         var schedule = NoiseSchedule.Linear(100);
         var network = new MlpNetwork(new MlpConfig(2, Width: 16, Depth: 1, TimeEmbedding: 8), 100);
         var denoiser = new ClampedDenoiser(new NetworkDenoiser(network, schedule, Prediction.V), schedule, new[] { -3.0, -3.0 }, new[] { 3.0, 3.0 });
-        var options = new SamplerOptions(kind, 8, Sigmas: SamplerNames.UsesNoiseLevels(kind) ? NoiseLevelSpacing.Karras : NoiseLevelSpacing.Timesteps, ClipX0: 2.5);
+        var options = new SamplerOptions(kind, 8, Spacing: SamplerNames.UsesNoiseLevels(kind) ? SamplerSpacing.Karras : SamplerSpacing.Trailing, ClipX0: 2.5);
         int steps = 0;
         Sampler.Generate(denoiser, schedule, Shape, 10, 1, options, batchSize: 4, onStep: _ => steps++).Dispose();
         Assert.Equal(options.StepCount(schedule) * 3, steps);
@@ -315,7 +314,7 @@ public class SigmaSamplerTests
     [Fact]
     public void OptionsRejectCombinationsThatDoNotFit()
     {
-        Assert.Throws<DiffuseException>(() => new SamplerOptions(SamplerKind.Ddim, 10, Sigmas: NoiseLevelSpacing.Karras).Validate());
+        Assert.Throws<DiffuseException>(() => new SamplerOptions(SamplerKind.Ddim, 10, Spacing: SamplerSpacing.Karras).Validate());
         Assert.Throws<DiffuseException>(() => new SamplerOptions(SamplerKind.Ddpm, SigmaList: new[] { 1.0, 0.5 }).Validate());
         Assert.Throws<DiffuseException>(() => new SamplerOptions(SamplerKind.DpmSolver2M, Churn: new StochasticChurn(5)).Validate());
         Assert.Throws<DiffuseException>(() => new SamplerOptions(SamplerKind.Euler, Eta: 0.5).Validate());

@@ -63,7 +63,7 @@ public class ZeroTerminalSnrTests
         var schedule = NoiseSchedule.Linear(1000).WithZeroTerminalSnr();
         var denoiser = new GaussianDenoiser(schedule, Mean, Variance);
         var options = new SamplerOptions(kind, steps,
-            Sigmas: SamplerNames.UsesNoiseLevels(kind) ? NoiseLevelSpacing.Karras : NoiseLevelSpacing.Timesteps);
+            Spacing: SamplerNames.UsesNoiseLevels(kind) ? SamplerSpacing.Karras : SamplerSpacing.Trailing);
         if (SamplerNames.UsesNoiseLevels(kind)) Assert.True(double.IsPositiveInfinity(options.ResolveSigmas(schedule)[0]));
         using var scope = NewDisposeScope();
         SigmaSamplerTests.AssertGaussian(Sampler.Generate(denoiser, schedule, Shape, 20_000, 3, options));
@@ -81,7 +81,7 @@ public class ZeroTerminalSnrTests
         Assert.Equal(0.0, sigmas[10]);
         Assert.Equal(new[] { double.PositiveInfinity, 0.0 }, NoiseLevels.LogSnr(schedule, 1));
         // Heun takes one evaluation from σ = ∞ (no slope to average there) and one on the last step.
-        Assert.Equal(2 * 10 - 2, new SamplerOptions(SamplerKind.Heun, 10, Sigmas: NoiseLevelSpacing.Karras).FunctionEvaluations(schedule));
+        Assert.Equal(2 * 10 - 2, new SamplerOptions(SamplerKind.Heun, 10, Spacing: SamplerSpacing.Karras).FunctionEvaluations(schedule));
     }
 
     [Fact]
@@ -96,7 +96,7 @@ public class ZeroTerminalSnrTests
         var (x0, eps) = denoiser.DenoiseAtSigma(z, double.PositiveInfinity);
         Assert.True(x0.isfinite().all().item<bool>());
         Assert.True(eps.allclose(z));   // at ᾱ = 0, z is the noise itself
-        var samples = Sampler.Generate(denoiser, schedule, Shape, 5, 0, new SamplerOptions(SamplerKind.DpmSolver2M, 10, Sigmas: NoiseLevelSpacing.Karras));
+        var samples = Sampler.Generate(denoiser, schedule, Shape, 5, 0, new SamplerOptions(SamplerKind.DpmSolver2M, 10, Spacing: SamplerSpacing.Karras));
         Assert.True(samples.isfinite().all().item<bool>());
     }
 }

@@ -109,7 +109,7 @@ public class ApplicationApiTests
         using var trainer = NewTrainer(data, 30);
         trainer.Run();
         using var model = trainer.ToModel();
-        var options = new SamplerOptions(SamplerKind.DpmSolver2M, 10, Sigmas: NoiseLevelSpacing.LogSnr);
+        var options = new SamplerOptions(SamplerKind.DpmSolver2M, 10, Spacing: SamplerSpacing.LogSnr);
         using var expected = model.Sample(300, 3, options);
         var progress = new List<SamplingProgress>();
         using var actual = await model.SampleAsync(300, 3, options, progress: new SynchronousProgress<SamplingProgress>(progress.Add));
@@ -157,7 +157,7 @@ public class ApplicationApiTests
         using var model = DiffusionModel.Load("fashion-mnist");
         Assert.Equal(SamplingDefaults.Image, model.DefaultSampler.Options);
         Assert.Contains("the default for images", model.DefaultSampler.Description);
-        var fast = new SamplerOptions(SamplerKind.DpmSolver2M, 4, Sigmas: NoiseLevelSpacing.LogSnr);
+        var fast = new SamplerOptions(SamplerKind.DpmSolver2M, 4, Spacing: SamplerSpacing.LogSnr);
         long[] sneakers = { 7, 7 };
         using var sequentialA = model.SampleImages(2, 11, fast, classes: sneakers);
         using var sequentialB = model.SampleImages(2, 12, fast, classes: sneakers);

@@ -102,7 +102,7 @@ public class FormulationTrainingTests(ITestOutputHelper output)
         Assert.Equal(80, model.Schedule.Sigma(999), 6);
         using var scope = NewDisposeScope();
         using var heldOut = ToyData.Sample(ToyDistribution.Moons, 1000, 7);
-        var samples = model.Sample(1000, 3, new SamplerOptions(SamplerKind.Heun, 50, Sigmas: NoiseLevelSpacing.Karras));
+        var samples = model.Sample(1000, 3, new SamplerOptions(SamplerKind.Heun, 50, Spacing: SamplerSpacing.Karras));
         Assert.True(samples.isfinite().all().item<bool>());
         // Against a Gaussian of the data's mean and covariance (what a network that learnt nothing beyond second moments gives).
         var mean = data.mean(new long[] { 0 });

@@ -20,7 +20,7 @@ public class ShippedEmojiModelTests
         Assert.Contains("CC-BY 4.0", notice);
         Assert.False(File.Exists(Path.Combine(ShippedModels.Resolve("emoji"), "resume.safetensors")), "the resume state is not shipped");
 
-        using var images = model.SampleImages(2, 0, new SamplerOptions(SamplerKind.DpmSolver2M, 3, Sigmas: NoiseLevelSpacing.LogSnr), classes: [0, 8]);
+        using var images = model.SampleImages(2, 0, new SamplerOptions(SamplerKind.DpmSolver2M, 3, Spacing: SamplerSpacing.LogSnr), classes: [0, 8]);
         Assert.Equal(new long[] { 2, 3, 32, 32 }, images.shape);
         Assert.Equal(TorchSharp.torch.ScalarType.Byte, images.dtype);
     }

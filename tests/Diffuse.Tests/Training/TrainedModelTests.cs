@@ -35,13 +35,13 @@ public class TrainedModelTests
         {
             new SamplerOptions(SamplerKind.Ddpm, 100),
             new SamplerOptions(SamplerKind.Ddim, 20),
-            new SamplerOptions(SamplerKind.Ddim, 50, TimestepSpacing.Linspace),
+            new SamplerOptions(SamplerKind.Ddim, 50, SamplerSpacing.Linspace),
             // σ-space samplers between trained timesteps: the network gets fractional timesteps. Heun needs more steps:
             // in σ it integrates the stiff linear part too, and the cosine schedule's σ_max is about 2e4 (with the exact
             // Gaussian denoiser 10 Karras steps give 2.7 times the data's std there, 40 steps 1.05).
-            new SamplerOptions(SamplerKind.DpmSolver2M, 20, Sigmas: NoiseLevelSpacing.Karras),
-            new SamplerOptions(SamplerKind.Heun, 40, Sigmas: NoiseLevelSpacing.Karras),
-            new SamplerOptions(SamplerKind.UniPc, 15, Sigmas: NoiseLevelSpacing.LogSnr),
+            new SamplerOptions(SamplerKind.DpmSolver2M, 20, Spacing: SamplerSpacing.Karras),
+            new SamplerOptions(SamplerKind.Heun, 40, Spacing: SamplerSpacing.Karras),
+            new SamplerOptions(SamplerKind.UniPc, 15, Spacing: SamplerSpacing.LogSnr),
         })
         {
             using var scope = NewDisposeScope();
