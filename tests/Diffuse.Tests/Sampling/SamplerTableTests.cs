@@ -73,6 +73,8 @@ public class SamplerTableTests
         string listed = help[..help.IndexOf(" (", StringComparison.Ordinal)];
         var names = listed.Replace(" or ", ", ").Split(", ");
         Assert.Equal(SamplerNames.All, names);
+        string bench = typeof(BenchSamplersSettings).GetProperty(nameof(BenchSamplersSettings.Samplers))!.GetCustomAttribute<DescriptionAttribute>()!.Description;
+        Assert.EndsWith($"(default all: {string.Join(", ", SamplerNames.All)}).", bench);
 
         var (code, output, _) = Cli.Cli.Run("samplers");
         Assert.Equal(0, code);
