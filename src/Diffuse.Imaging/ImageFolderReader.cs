@@ -155,12 +155,32 @@ public static class ImageFolderReader
     public static (byte[] Pixels, int Channels, int Height, int Width) ReadFile(string path, int? width = null, int? height = null, bool? grayscale = null)
     {
         if (!File.Exists(path)) throw new ImageFolderException($"Image '{path}' does not exist: check the path (relative paths start from '{Environment.CurrentDirectory}').");
-        string? problem = TryDecode(path, out var bitmap);
+        SKBitmap? bitmap = null;
+        string? problem = ReadAll(path, out var bytes) ?? TryDecode(bytes!, out bitmap);
         if (problem is not null) throw new ImageFolderException($"Cannot read image '{path}': {problem}.");
+        return Planar(bitmap!, width, height, grayscale);
+    }
+
+    /// <summary>
+    /// <see cref="ReadFile"/> for an image already in memory (a PNG, JPEG, WebP or BMP file's bytes): the same pixels as
+    /// reading a file with those bytes. <paramref name="name"/> names the image in error messages.
+    /// </summary>
+    /// <exception cref="ImageFolderException">The bytes cannot be decoded.</exception>
+    public static (byte[] Pixels, int Channels, int Height, int Width) ReadBytes(byte[] bytes, string name, int? width = null, int? height = null, bool? grayscale = null)
+    {
+        ArgumentNullException.ThrowIfNull(bytes);
+        string? problem = TryDecode(bytes, out var bitmap);
+        if (problem is not null) throw new ImageFolderException($"Cannot read image '{name}': {problem}.");
+        return Planar(bitmap!, width, height, grayscale);
+    }
+
+    /// <summary>The planar pixels of a decoded image (disposed here), fitted to a size when one is given.</summary>
+    private static (byte[] Pixels, int Channels, int Height, int Width) Planar(SKBitmap bitmap, int? width, int? height, bool? grayscale)
+    {
         using (bitmap)
         {
-            int w = width ?? bitmap!.Width, h = height ?? bitmap!.Height;
-            var rgb = Fit(bitmap!, w, h, grayscale: false);
+            int w = width ?? bitmap.Width, h = height ?? bitmap.Height;
+            var rgb = Fit(bitmap, w, h, grayscale: false);
             int plane = w * h;
             bool grey = grayscale ?? Enumerable.Range(0, plane).All(i => rgb[i] == rgb[plane + i] && rgb[i] == rgb[2 * plane + i]);
             return (grey ? rgb[..plane] : rgb, grey ? 1 : 3, h, w);
@@ -218,25 +238,32 @@ public static class ImageFolderReader
     private static string? TryRead(string path, int width, int height, bool grayscale, out byte[]? planar)
     {
         planar = null;
-        string? problem = TryDecode(path, out var bitmap);
+        SKBitmap? bitmap = null;
+        string? problem = ReadAll(path, out var bytes) ?? TryDecode(bytes!, out bitmap);
         if (problem is not null) return problem;
         using (bitmap) planar = Fit(bitmap!, width, height, grayscale);
         return null;
     }
 
-    /// <summary>Decodes one file into an RGBA bitmap (owned by the caller); returns why it cannot be read, or null.</summary>
-    private static string? TryDecode(string path, out SKBitmap? decodedBitmap)
+    /// <summary>Reads a file's bytes; returns why it cannot be read, or null.</summary>
+    private static string? ReadAll(string path, out byte[]? bytes)
     {
-        decodedBitmap = null;
-        byte[] bytes;
+        bytes = null;
         try
         {
             bytes = File.ReadAllBytes(path);
+            return null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return $"the file cannot be read ({e.Message})";
         }
+    }
+
+    /// <summary>Decodes an image file's bytes into an RGBA bitmap (owned by the caller); returns why they cannot be, or null.</summary>
+    private static string? TryDecode(byte[] bytes, out SKBitmap? decodedBitmap)
+    {
+        decodedBitmap = null;
         if (bytes.Length == 0) return "the file is empty";
         var stream = new SKMemoryStream(bytes);
         using var codec = SKCodec.Create(stream, out var result); // takes ownership of the stream when it succeeds

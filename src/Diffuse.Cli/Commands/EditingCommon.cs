@@ -12,6 +12,28 @@ namespace Diffuse.Cli.Commands;
 /// <summary>Options shared by the editing commands (encode, decode, interpolate, edit, inpaint).</summary>
 public class EditingSettings : SamplerSettings
 {
+    /// <summary>Settings from the command line.</summary>
+    public EditingSettings()
+    {
+    }
+
+    /// <summary>Settings given another way (by a request to <c>diffuse serve</c>): the model's name and the shared options.</summary>
+    protected EditingSettings(EditingChoices choices)
+    {
+        Model = choices.Model;
+        Class = choices.Class;
+        Guidance = choices.Guidance;
+        Resize = choices.Resize;
+        Sampler = choices.Sampler;
+        Steps = choices.Steps;
+        Sigmas = choices.Sigmas;
+        Spacing = choices.Spacing;
+        Eta = choices.Eta;
+        Variance = choices.Variance ?? "small";
+        Clip = choices.Clip;
+        Seed = choices.Seed;
+    }
+
     /// <summary>Model folder.</summary>
     [CommandOption("--model <DIR>")]
     [Description("A model folder written by 'diffuse train', or the name of a model shipped with Diffuse (fashion-mnist).")]
@@ -80,6 +102,16 @@ public class EditingSettings : SamplerSettings
 /// <summary>Options of the commands that change given images (edit, inpaint).</summary>
 public class ImageEditingSettings : EditingSettings
 {
+    /// <summary>Settings from the command line.</summary>
+    public ImageEditingSettings()
+    {
+    }
+
+    /// <summary>Settings given another way (see <see cref="EditingSettings(EditingChoices)"/>).</summary>
+    protected ImageEditingSettings(EditingChoices choices) : base(choices)
+    {
+    }
+
     /// <summary>Images.</summary>
     [CommandOption("--image <SOURCE>")]
     [Description("The image(s) to change: PNG/JPEG files separated by commas, a folder, or a data set (fashion-mnist:test).")]
@@ -129,16 +161,27 @@ public static class EditingIo
             : throw new DiffuseException($"{option} '{spec}' is neither an image file, a folder nor a data set: give PNG files separated by commas, a folder of images, or fashion-mnist[:test].");
         if (files.Length == 0) throw new DiffuseException($"{option} '{spec}' holds no PNG or JPEG image.");
         files = files.Take(count ?? files.Length).ToArray();
+        var inputs = files.Select(f => new ImageInput($"'{f}'", (w, h, grey) => ImageFolderReader.ReadFile(f, w, h, grey))).ToArray();
+        return (Decode(inputs, model, resize), null, files.Select(f => Path.GetFileNameWithoutExtension(f)).ToArray());
+    }
+
+    /// <summary>
+    /// Reads <paramref name="inputs"/> for <paramref name="model"/>: model-range floats [N, C, H, W]. Without
+    /// <paramref name="resize"/> an image of another size or channel count is refused, naming it; with it, each is fitted
+    /// to the model's size and channels (a grey image is repeated into RGB for a colour model).
+    /// </summary>
+    public static Tensor Decode(IReadOnlyList<ImageInput> inputs, DiffusionModel model, bool resize)
+    {
+        var shape = model.ExampleShape;
+        int c = (int)shape[0], h = (int)shape[1], w = (int)shape[2];
         var pixels = new List<byte[]>();
-        foreach (var file in files)
+        foreach (var input in inputs)
         {
             try
             {
-                var (bytes, channels, height, width) = resize
-                    ? ImageFolderReader.ReadFile(file, w, h, grayscale: c == 1)
-                    : ImageFolderReader.ReadFile(file);
+                var (bytes, channels, height, width) = resize ? input.Read(w, h, c == 1) : input.Read(null, null, null);
                 if (!resize && (channels != c || height != h || width != w))
-                    throw new DiffuseException($"'{file}' is {Describe(channels, height, width)} but the model takes {Describe(c, h, w)} ({model.Config.Data.Source}); give an image of that size, or pass --resize to fit it.");
+                    throw new DiffuseException($"{input.Label} is {Describe(channels, height, width)} but the model takes {Describe(c, h, w)} ({model.Config.Data.Source}); give an image of that size, or pass --resize to fit it.");
                 pixels.Add(c == 3 && channels == 1 ? bytes.Concat(bytes).Concat(bytes).ToArray() : bytes);
             }
             catch (ImageFolderException e)
@@ -146,19 +189,23 @@ public static class EditingIo
                 throw new DiffuseException(e.Message, e);
             }
         }
-        using var all = tensor(pixels.SelectMany(p => p).ToArray(), new long[] { files.Length, c, h, w });
-        return (ImageDataset.ToModelRange(all), null, files.Select(f => Path.GetFileNameWithoutExtension(f)).ToArray());
+        using var all = tensor(pixels.SelectMany(p => p).ToArray(), new long[] { inputs.Count, c, h, w });
+        return ImageDataset.ToModelRange(all);
     }
 
     /// <summary>
     /// The mask (1 keep, 0 fill) [1, C, H, W] from a PNG (white keep, black fill; of the model's height and width) or a
     /// rectangle "x,y,w,h" to fill.
     /// </summary>
-    public static Tensor Mask(string? file, string? rectangle, DiffusionModel model)
+    public static Tensor Mask(string? file, string? rectangle, DiffusionModel model) =>
+        Mask(file is null ? null : new ImageInput($"the mask '{file}'", (w, h, grey) => ImageFolderReader.ReadFile(file, w, h, grey)), rectangle, model);
+
+    /// <summary>The mask of <see cref="Mask(string?, string?, DiffusionModel)"/> from an image however given.</summary>
+    public static Tensor Mask(ImageInput? image, string? rectangle, DiffusionModel model)
     {
         var shape = model.ExampleShape;
         int c = (int)shape[0], h = (int)shape[1], w = (int)shape[2];
-        if ((file is null) == (rectangle is null)) throw new DiffuseException("give the region to fill with one of --mask mask.png (white keep, black fill) or --mask-rect x,y,w,h.");
+        if ((image is null) == (rectangle is null)) throw new DiffuseException("give the region to fill with one of --mask mask.png (white keep, black fill) or --mask-rect x,y,w,h.");
         if (rectangle is not null)
         {
             var parts = rectangle.Split(',', StringSplitOptions.TrimEntries);
@@ -172,9 +219,9 @@ public static class EditingIo
         }
         try
         {
-            var (bytes, channels, height, width) = ImageFolderReader.ReadFile(file!);
+            var (bytes, channels, height, width) = image!.Read(null, null, null);
             if (height != h || width != w)
-                throw new DiffuseException($"the mask '{file}' is {width}×{height} but the model's images are {w}×{h}: draw the mask at the images' size.");
+                throw new DiffuseException($"{image.Label} is {width}×{height} but the model's images are {w}×{h}: draw the mask at the images' size.");
             using var pixels = tensor(bytes, new long[] { channels, h, w });
             var keep = pixels.to_type(ScalarType.Float32).mean(new long[] { 0 }, keepdim: true) > 127.5f;
             return keep.to_type(ScalarType.Float32).expand(c, h, w).unsqueeze(0).contiguous();
@@ -194,32 +241,34 @@ public static class EditingIo
         throw new DiffuseException($"--out must be a .png grid{(gif ? ", a .gif animation" : "")} or a folder (got '{output}').");
     }
 
-    /// <summary>Writes model-range images as a grid with <paramref name="columns"/> per row, or one PNG per image into a folder.</summary>
-    public static void Write(string output, Tensor images, IReadOnlyList<string> names, int columns, IReadOnlyList<string>? rowLabels = null)
+    /// <summary>
+    /// Model-range images as a grid of <paramref name="columns"/> per row (<paramref name="grid"/>), or as one PNG per
+    /// image named <paramref name="names"/>: what the command writes to a .png file or a folder.
+    /// </summary>
+    public static EditingOutput Render(bool grid, Tensor images, IReadOnlyList<string> names, int columns, IReadOnlyList<string>? rowLabels = null)
     {
-        if (Path.GetExtension(output).ToLowerInvariant() == ".png")
-        {
-            Pictures.ImageGrid(output, images, columns, rowLabels);
-            CliContext.Out.WriteLine($"wrote a grid of {images.shape[0]} images to {Path.GetFullPath(output)}");
-            return;
-        }
-        Directory.CreateDirectory(output);
+        int n = (int)images.shape[0];
+        if (grid) return new EditingOutput(Pictures.ImageGridPng(images, columns, rowLabels), $"a grid of {n} images", null);
         using var bytes = ImageDataset.ToBytes(images);
-        for (int i = 0; i < images.shape[0]; i++)
+        var files = new List<(string, byte[])>();
+        for (int i = 0; i < n; i++)
         {
             using var one = bytes[i];
-            Pictures.SavePng(Path.Combine(output, names[i] + ".png"), one);
+            files.Add((names[i] + ".png", Pictures.Png(one)));
         }
-        CliContext.Out.WriteLine($"wrote {images.shape[0]} PNG files to {Path.GetFullPath(output)}");
+        return new EditingOutput(null, $"{n} PNG files", files);
     }
 
-    /// <summary>Runs <paramref name="work"/> with a progress bar of <paramref name="total"/> sampler steps.</summary>
+    /// <summary>Runs <paramref name="work"/> with a progress bar of <paramref name="total"/> sampler steps (a <see cref="ProgressRunner"/>).</summary>
     public static Tensor WithProgress(string label, long total, CancellationToken cancellationToken, Func<Action<SamplerStep>, CancellationToken, Tensor> work)
     {
         using var bar = new ProgressBar(label, total, "step");
         long done = 0;
         return work(_ => bar.Report(++done), cancellationToken);
     }
+
+    /// <summary>What the command line shows while it edits: its lines on standard output and a progress bar per phase.</summary>
+    public static EditingRun Console(CancellationToken cancellationToken) => new(CliContext.Out.WriteLine, WithProgress, cancellationToken);
 
     /// <summary>Sampler steps per batch times batches, for a progress bar.</summary>
     public static long Total(int stepsPerBatch, long count) => stepsPerBatch * ((count + DiffusionModel.DefaultImageBatch - 1) / DiffusionModel.DefaultImageBatch);
@@ -245,4 +294,56 @@ public static class EditingIo
     private static bool HasPlainImages(string folder) => Directory.GetFiles(folder).Any(IsImageFile);
 
     private static bool IsImageFile(string path) => ImageFolderReader.Extensions.Contains(Path.GetExtension(path).ToLowerInvariant());
+}
+
+/// <summary>The options every editing command shares, given other than on the command line (by a request to <c>diffuse serve</c>).</summary>
+/// <param name="Model">The model's name, for messages.</param>
+/// <param name="Class">As --class.</param>
+/// <param name="Guidance">As --guidance.</param>
+/// <param name="Resize">As --resize.</param>
+/// <param name="Sampler">As --sampler.</param>
+/// <param name="Steps">As --steps.</param>
+/// <param name="Sigmas">As --sigmas.</param>
+/// <param name="Spacing">As --spacing.</param>
+/// <param name="Eta">As --eta.</param>
+/// <param name="Variance">As --variance (default small).</param>
+/// <param name="Clip">As --clip.</param>
+/// <param name="Seed">As --seed.</param>
+public sealed record EditingChoices(string Model, string? Class, double? Guidance, bool Resize, string? Sampler, int? Steps, string? Sigmas, string? Spacing,
+    double? Eta, string? Variance, double? Clip, ulong Seed);
+
+/// <summary>One image given to an editing operation: how messages name it, and how to read it (at its own size, or fitted to a width, height and grey or RGB).</summary>
+/// <param name="Label">The image in messages, e.g. <c>'shirt.png'</c>.</param>
+/// <param name="Read">Reads planar pixels [C, H, W], fitted when a size is given.</param>
+public sealed record ImageInput(string Label, Func<int?, int?, bool?, (byte[] Pixels, int Channels, int Height, int Width)> Read);
+
+/// <summary>Runs one phase of an editing operation (<paramref name="label"/>, <paramref name="total"/> sampler steps), reporting each step.</summary>
+public delegate Tensor ProgressRunner(string label, long total, CancellationToken cancellationToken, Func<Action<SamplerStep>, CancellationToken, Tensor> work);
+
+/// <summary>Where an editing operation reports: its informational lines, its progress, and the token that stops it.</summary>
+/// <param name="Log">Receives each line the command prints.</param>
+/// <param name="Progress">Runs each phase with progress reporting.</param>
+/// <param name="CancellationToken">Stops the work within one network evaluation.</param>
+public sealed record EditingRun(Action<string> Log, ProgressRunner Progress, CancellationToken CancellationToken);
+
+/// <summary>
+/// The bytes an editing command writes: one file (a grid, a strip or an animation), or one PNG per image by name for an
+/// output folder. The command line saves them; the server sends them.
+/// </summary>
+/// <param name="File">The file's bytes, or null for one PNG per image.</param>
+/// <param name="What">What it is, for the line that says where it was written ("a grid of 8 images").</param>
+/// <param name="Images">The PNG files by name, or null.</param>
+public sealed record EditingOutput(byte[]? File, string What, IReadOnlyList<(string Name, byte[] Png)>? Images)
+{
+    /// <summary>Writes the file to <paramref name="output"/>, or the PNGs into the folder <paramref name="output"/>, and says so.</summary>
+    public void Save(string output)
+    {
+        if (File is not null) Diffuse.IO.AtomicFile.WriteAllBytes(output, File);
+        else
+        {
+            Directory.CreateDirectory(output);
+            foreach (var (name, png) in Images!) Diffuse.IO.AtomicFile.WriteAllBytes(Path.Combine(output, name), png);
+        }
+        CliContext.Out.WriteLine($"wrote {What} to {Path.GetFullPath(output)}");
+    }
 }

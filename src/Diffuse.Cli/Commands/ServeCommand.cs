@@ -57,6 +57,11 @@ public sealed class ServeSettings : CommonSettings
     [Description("Most samples one batched network evaluation carries (default 256).")]
     public int? MaxBatch { get; init; }
 
+    /// <summary>Editing body cap.</summary>
+    [CommandOption("--max-edit-body <BYTES>")]
+    [Description("Largest body of an editing request (encode, decode, edit, inpaint, interpolate), which carries its images in base64 (default 4194304, 4 MiB; other requests: 64 KiB).")]
+    public long? MaxEditBody { get; init; }
+
     /// <summary>Batching off.</summary>
     [CommandOption("--no-batching")]
     [Description("Serve one request at a time (no dynamic batching): the baseline of docs/benchmarks.md.")]
@@ -74,7 +79,7 @@ public sealed class ServeCommand : Command<ServeSettings>
         var defaults = new ServeOptions();
         var options = new ServeOptions(settings.Host, settings.Port, settings.ApiKey ?? NonEmpty(Environment.GetEnvironmentVariable("DIFFUSE_API_KEY")), settings.NoAuth,
             settings.MaxImages ?? defaults.MaxImages, settings.MaxRows ?? defaults.MaxRows, settings.MaxSteps ?? defaults.MaxEvaluations,
-            settings.Queue ?? defaults.QueueLimit, settings.MaxBatch ?? defaults.MaxBatch, !settings.NoBatching);
+            settings.Queue ?? defaults.QueueLimit, settings.MaxBatch ?? defaults.MaxBatch, !settings.NoBatching, MaxEditBodyBytes: settings.MaxEditBody ?? defaults.MaxEditBodyBytes);
         options.Validate();
         settings.ApplyThreads(imageModel: true);
         var models = ServedModel.LoadAll(settings.Models, options, settings.TorchDevice());

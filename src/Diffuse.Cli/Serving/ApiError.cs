@@ -26,8 +26,18 @@ public sealed class ApiException(int Status, string Code, string Message) : Exce
     /// </summary>
     public static ApiException From(DiffuseException e) => Invalid(FieldNames(LibraryFlags.Message(e)));
 
-    /// <summary>Replaces the flags of <c>diffuse sample</c> in <paramref name="message"/> by the request fields of the same name.</summary>
-    public static string FieldNames(string message) => Flag.Replace(message, m => $"'{m.Groups[1].Value}'");
+    /// <summary>
+    /// Replaces the flags of <c>diffuse sample</c> and the editing commands in <paramref name="message"/> by the request
+    /// fields of the same name (--image is the field images, --mask-rect maskRect).
+    /// </summary>
+    public static string FieldNames(string message) => Flag.Replace(message, m => m.Groups[1].Value switch
+    {
+        "image" => "'images'",
+        "mask-rect" => "'maskRect'",
+        var field => $"'{field}'",
+    });
 
-    private static readonly Regex Flag = new(@"--(count|class|guidance|sampler|steps|nfe|sigmas|spacing|eta|variance|clip|seed|scale|rho)\b", RegexOptions.CultureInvariant);
+    private static readonly Regex Flag = new(
+        @"--(count|class|guidance|sampler|steps|nfe|sigmas|spacing|eta|variance|clip|seed|scale|rho|strength|resample|jump|frames|linear|resize|seeds|images|image|latents|mask-rect|mask)\b(?!-)",
+        RegexOptions.CultureInvariant);
 }

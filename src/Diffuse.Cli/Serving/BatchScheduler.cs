@@ -6,13 +6,13 @@ namespace Diffuse.Cli.Serving;
 /// <see cref="ServeOptions.MaxBatch"/> samples, and runs them as one batch: each network evaluation carries all their
 /// rows (<see cref="CohortRun"/>). A request joins a batch only at its first step; one that arrives while a batch runs
 /// waits for the next. Requests whose sampler draws noise at every step run alone, through the same library call as
-/// <c>diffuse sample</c>.
+/// <c>diffuse sample</c>, and so do editing requests (<see cref="EditingJob"/>), in their turn.
 /// </summary>
 internal sealed class BatchScheduler : IDisposable
 {
     private readonly ServedModel _model;
     private readonly ServeOptions _options;
-    private readonly LinkedList<SampleJob> _waiting = new();
+    private readonly LinkedList<QueuedJob> _waiting = new();
     private readonly object _gate = new();
     private readonly Thread _worker;
     private bool _stopping;
@@ -51,7 +51,7 @@ internal sealed class BatchScheduler : IDisposable
 
     /// <summary>Queues <paramref name="job"/>.</summary>
     /// <exception cref="ApiException">The queue is full (429) or the server is stopping (503).</exception>
-    public void Enqueue(SampleJob job)
+    public void Enqueue(QueuedJob job)
     {
         lock (_gate)
         {
@@ -67,7 +67,7 @@ internal sealed class BatchScheduler : IDisposable
     {
         while (true)
         {
-            List<SampleJob> cohort;
+            List<QueuedJob> cohort;
             lock (_gate)
             {
                 while (_waiting.Count == 0 && !_stopping) Monitor.Wait(_gate);
@@ -86,7 +86,8 @@ internal sealed class BatchScheduler : IDisposable
             }
             try
             {
-                CohortRun.Run(_model.Model, cohort);
+                if (cohort[0] is EditingJob editing) editing.Run();
+                else CohortRun.Run(_model.Model, cohort.Cast<SampleJob>().ToList());
             }
             catch (Exception e)
             {
@@ -100,9 +101,9 @@ internal sealed class BatchScheduler : IDisposable
     }
 
     /// <summary>The oldest waiting request and, when it can share, every waiting one of its setting that fits (called under the lock).</summary>
-    private List<SampleJob> TakeCohort()
+    private List<QueuedJob> TakeCohort()
     {
-        var cohort = new List<SampleJob>();
+        var cohort = new List<QueuedJob>();
         for (var node = _waiting.First; node is not null;)
         {
             var next = node.Next;
@@ -116,14 +117,12 @@ internal sealed class BatchScheduler : IDisposable
         if (_waiting.First is not { } first) return cohort;
         _waiting.RemoveFirst();
         cohort.Add(first.Value);
-        string? key = first.Value.Spec.BatchKey;
-        if (!_options.Batching || key is null) return cohort;
-        int rows = first.Value.Spec.Count;
+        if (first.Value is not SampleJob { Spec.BatchKey: { } key } sample || !_options.Batching) return cohort;
+        int rows = sample.Spec.Count;
         for (var node = _waiting.First; node is not null;)
         {
             var next = node.Next;
-            var spec = node.Value.Spec;
-            if (spec.BatchKey == key && rows + spec.Count <= _options.MaxBatch)
+            if (node.Value is SampleJob { Spec: var spec } && spec.BatchKey == key && rows + spec.Count <= _options.MaxBatch)
             {
                 cohort.Add(node.Value);
                 rows += spec.Count;

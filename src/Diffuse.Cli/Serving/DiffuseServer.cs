@@ -21,7 +21,7 @@ namespace Diffuse.Cli.Serving;
 /// description at <c>/openapi.json</c> and the playground at <c>/</c>. Every refused request gets one JSON error
 /// <c>{"error": {"code", "message"}}</c> with a 4xx status; nothing in a request names a file.
 /// </summary>
-public sealed class DiffuseServer : IAsyncDisposable
+public sealed partial class DiffuseServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly IReadOnlyList<ServedModel> _models;
@@ -61,6 +61,7 @@ public sealed class DiffuseServer : IAsyncDisposable
         _app.MapGet("/v1/models/{name}/examples", (string name) => Results.Json(Find(name).Examples
             ?? throw new ApiException(404, "no_examples", $"the data set of '{name}' is not in this server's cache (only fashion-mnist and mnist test images are shown, and nothing is downloaded); the playground uses the model's own samples instead.")));
         _app.MapPost("/v1/models/{name}/samples", (HttpContext context, string name) => Sample(context, Find(name)));
+        MapEditing();
         _app.MapFallback(context => throw new ApiException(404, "not_found", $"there is no {context.Request.Method} {context.Request.Path}; the API is described at /openapi.json."));
     }
 
@@ -114,8 +115,7 @@ public sealed class DiffuseServer : IAsyncDisposable
             {
                 ApiException api => api,
                 DiffuseException diffuse => ApiException.From(diffuse),
-                BadHttpRequestException bad => new ApiException(bad.StatusCode, bad.StatusCode == 413 ? "body_too_large" : "bad_request",
-                    bad.StatusCode == 413 ? $"the request body is over this server's limit of {_options.MaxBodyBytes:N0} bytes." : bad.Message),
+                BadHttpRequestException bad => bad.StatusCode == 413 ? TooLarge(context) : new ApiException(bad.StatusCode, "bad_request", bad.Message),
                 OperationCanceledException => new ApiException(503, "shutting_down", "the server stopped before this request ran; try again later."),
                 _ => new ApiException(500, "internal_error", $"unexpected failure, a bug in Diffuse; please report it: {e.GetType().Name}: {e.Message}"),
             };
@@ -155,21 +155,8 @@ public sealed class DiffuseServer : IAsyncDisposable
 
     private async Task Sample(HttpContext context, ServedModel served)
     {
-        var request = context.Request;
-        if (request.ContentType is { } type && !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
-            throw new ApiException(415, "unsupported_media_type", $"send the request as JSON (Content-Type: application/json), not {Truncate(type)}.");
-        if (request.ContentLength > _options.MaxBodyBytes)
-            throw new ApiException(413, "body_too_large", $"the request body is over this server's limit of {_options.MaxBodyBytes:N0} bytes.");
-        SampleRequest? body;
-        try
-        {
-            body = request.ContentLength == 0 ? new SampleRequest() : await JsonSerializer.DeserializeAsync<SampleRequest>(request.Body, SampleRequest.Json, context.RequestAborted);
-        }
-        catch (JsonException e)
-        {
-            throw ApiException.Invalid($"the body is not a valid sample request: {Truncate(e.Message)} Fields: count, class, guidance, sampler, steps, nfe, sigmas, spacing, eta, variance, clip, seed, format, scale, stream, preview.");
-        }
-        var spec = (body ?? new SampleRequest()).Resolve(served, _options);
+        var body = await ReadBody<SampleRequest>(context, "sample", "count, class, guidance, sampler, steps, nfe, sigmas, spacing, eta, variance, clip, seed, format, scale, stream, preview");
+        var spec = body.Resolve(served, _options);
         if (spec.Stream)
         {
             await Stream(context, served, spec);
@@ -194,24 +181,45 @@ public sealed class DiffuseServer : IAsyncDisposable
     /// A request answered as server-sent events: <c>queued</c>, then <c>progress</c> after every step (with pictures of
     /// z_t and x̂0 when asked), then <c>result</c> with the bytes of the non-streamed answer in base64, or <c>error</c>.
     /// </summary>
-    private static async Task Stream(HttpContext context, ServedModel served, SampleSpec spec)
+    private static Task Stream(HttpContext context, ServedModel served, SampleSpec spec)
+    {
+        SampleJob? job = null;
+        return Stream(context, served, progress =>
+            {
+                job = new SampleJob(spec, context.RequestAborted, progress);
+                served.Scheduler.Enqueue(job);
+                return job.Result;
+            },
+            new { waiting = served.Scheduler.Waiting, sampler = spec.Description, count = spec.Count },
+            p => new { step = p.Step, steps = p.Steps, z = p.Z, x0 = p.X0 },
+            async () =>
+            {
+                using var samples = await job!.Result;
+                var result = ResultEncoding.Encode(served, spec, samples);
+                return new { format = spec.Format, contentType = result.ContentType, fileName = result.FileName, sampler = spec.Description, batch = job.BatchRows, data = Convert.ToBase64String(result.Bytes) };
+            });
+    }
+
+    /// <summary>
+    /// The events of a streamed request: <paramref name="enqueue"/> queues its job with a progress callback and returns
+    /// the job's completion; then <c>queued</c>, a <c>progress</c> event per step, and <c>result</c> or <c>error</c>.
+    /// </summary>
+    private static async Task Stream(HttpContext context, ServedModel served, Func<Action<JobProgress>, Task> enqueue, object queued,
+        Func<JobProgress, object> progress, Func<Task<object>> result)
     {
         var events = Channel.CreateUnbounded<JobProgress>(new UnboundedChannelOptions { SingleReader = true });
-        var job = new SampleJob(spec, context.RequestAborted, p => events.Writer.TryWrite(p));
-        served.Scheduler.Enqueue(job);
-        _ = job.Result.ContinueWith(_ => events.Writer.TryComplete(), TaskScheduler.Default);
+        var done = enqueue(p => events.Writer.TryWrite(p));
+        _ = done.ContinueWith(_ => events.Writer.TryComplete(), TaskScheduler.Default);
         var response = context.Response;
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
         var aborted = context.RequestAborted;
-        await Send(response, "queued", new { waiting = served.Scheduler.Waiting, sampler = spec.Description, count = spec.Count }, aborted);
+        await Send(response, "queued", queued, aborted);
         await foreach (var p in events.Reader.ReadAllAsync(aborted))
-            await Send(response, "progress", new { step = p.Step, steps = p.Steps, z = p.Z, x0 = p.X0 }, aborted);
+            await Send(response, "progress", progress(p), aborted);
         try
         {
-            using var samples = await job.Result;
-            var result = ResultEncoding.Encode(served, spec, samples);
-            await Send(response, "result", new { format = spec.Format, contentType = result.ContentType, fileName = result.FileName, sampler = spec.Description, batch = job.BatchRows, data = Convert.ToBase64String(result.Bytes) }, aborted);
+            await Send(response, "result", await result(), aborted);
         }
         catch (Exception e) when (e is DiffuseException or ApiException)
         {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Diffuse.Checkpoints;
+using Diffuse.Cli.Commands;
 using Diffuse.Data;
 using Diffuse.Data.Images;
 using Diffuse.Imaging;
@@ -71,6 +72,21 @@ internal static class ResultEncoding
         }
     }
 
+    /// <summary>
+    /// What an editing command writes, as a response: its file (a grid or strip as image/png, an animation as
+    /// image/gif), or its folder of PNGs as JSON <c>{"images": [{"name", "png"}]}</c> like the png format of sampling.
+    /// </summary>
+    public static EncodedResult Of(EditingOutput output, string model, string what)
+    {
+        if (output.File is { } file)
+        {
+            bool gif = file.AsSpan().StartsWith("GIF8"u8);
+            return new(file, gif ? "image/gif" : "image/png", $"{model}-{what}.{(gif ? "gif" : "png")}");
+        }
+        var images = output.Images!.Select(i => new { name = i.Name, png = Convert.ToBase64String(i.Png) }).ToArray();
+        return new(JsonSerializer.SerializeToUtf8Bytes(new { images }), "application/json", $"{model}-{what}.json");
+    }
+
     /// <summary>Rows [N, D] as arrays of floats.</summary>
     public static float[][] Points(Tensor rows)
     {
@@ -91,7 +107,7 @@ internal static class ResultEncoding
     /// The bytes a library writer produces, through a private temporary file (the writers take paths and write
     /// atomically; the path is the server's own, never taken from a request).
     /// </summary>
-    private static byte[] ThroughTemporaryFile(Action<string> write)
+    public static byte[] ThroughTemporaryFile(Action<string> write)
     {
         string path = Path.Combine(Path.GetTempPath(), $"diffuse-serve-{Environment.ProcessId}-{Guid.NewGuid():N}.tmp");
         try

@@ -10,41 +10,13 @@ namespace Diffuse.Cli.Serving;
 /// The body of <c>POST /v1/models/{name}/samples</c>: the options of <c>diffuse sample</c>, named like its flags, so that
 /// a request and the command with the same options give the same bytes. Every field is optional.
 /// </summary>
-public sealed class SampleRequest
+public sealed class SampleRequest : RequestFields
 {
     /// <summary>Number of samples (as --count).</summary>
     public int? Count { get; init; }
 
-    /// <summary>A class number or name (as --class).</summary>
-    [JsonPropertyName("class")]
-    public JsonElement? Class { get; init; }
-
-    /// <summary>Classifier-free guidance scale (as --guidance).</summary>
-    public double? Guidance { get; init; }
-
-    /// <summary>Sampler name (as --sampler).</summary>
-    public string? Sampler { get; init; }
-
-    /// <summary>Steps (as --steps).</summary>
-    public int? Steps { get; init; }
-
     /// <summary>Budget of network evaluations per sample (as --nfe).</summary>
     public int? Nfe { get; init; }
-
-    /// <summary>Noise levels: a spacing name or a list (as --sigmas).</summary>
-    public string? Sigmas { get; init; }
-
-    /// <summary>Spacing of the steps: trailing, leading, linspace, karras or logsnr (as --spacing).</summary>
-    public string? Spacing { get; init; }
-
-    /// <summary>DDIM η (as --eta).</summary>
-    public double? Eta { get; init; }
-
-    /// <summary>DDPM variance, small or large (as --variance).</summary>
-    public string? Variance { get; init; }
-
-    /// <summary>Clamp of the x0 estimate (as --clip).</summary>
-    public double? Clip { get; init; }
 
     /// <summary>Seed (as --seed).</summary>
     public ulong? Seed { get; init; }
@@ -55,10 +27,7 @@ public sealed class SampleRequest
     /// <summary>Images: pixels per image pixel in a grid, 1 to 16 (as --scale).</summary>
     public int? Scale { get; init; }
 
-    /// <summary>Progress as server-sent events (text/event-stream) ending with the result.</summary>
-    public bool Stream { get; init; }
-
-    /// <summary>With <see cref="Stream"/>: each step also carries z_t and the model's x̂0 as small PNG grids.</summary>
+    /// <summary>With <see cref="RequestFields.Stream"/>: each step also carries z_t and the model's x̂0 as small PNG grids.</summary>
     public bool Preview { get; init; }
 
     /// <summary>How request bodies are read: camelCase names, unknown fields refused, numbers strictly.</summary>
@@ -96,7 +65,7 @@ public sealed class SampleRequest
                 Variance = Variance ?? "small", Clip = Clip, Seed = Seed ?? 0,
             };
             long? only = null;
-            string? classText = ClassText();
+            string? classText = ClassText(Class);
             if (!model.IsImage)
             {
                 foreach (var (given, name) in new[] { (classText is not null, "class"), (Guidance is not null, "guidance"), (Scale is not null, "scale") })
@@ -127,8 +96,8 @@ public sealed class SampleRequest
         }
     }
 
-    /// <summary>The class as text (a number or a name), or null.</summary>
-    private string? ClassText() => Class switch
+    /// <summary>The field 'class' as text (a number or a name), or null.</summary>
+    internal static string? ClassText(JsonElement? value) => value switch
     {
         null => null,
         { ValueKind: JsonValueKind.Null } => null,
@@ -138,6 +107,44 @@ public sealed class SampleRequest
             : k.ToString(CultureInfo.InvariantCulture),
         var c => throw ApiException.Invalid($"'class' must be a class number or a class name (got {c.Value.GetRawText()})."),
     };
+}
+
+/// <summary>
+/// The fields that sample and editing requests share: the class, guidance and sampler options, named like the flags of
+/// the commands, and whether to stream progress.
+/// </summary>
+public abstract class RequestFields
+{
+    /// <summary>A class number or name (as --class).</summary>
+    [JsonPropertyName("class")]
+    public JsonElement? Class { get; init; }
+
+    /// <summary>Classifier-free guidance scale (as --guidance).</summary>
+    public double? Guidance { get; init; }
+
+    /// <summary>Sampler name (as --sampler).</summary>
+    public string? Sampler { get; init; }
+
+    /// <summary>Steps (as --steps).</summary>
+    public int? Steps { get; init; }
+
+    /// <summary>Noise levels: a spacing name or a list (as --sigmas).</summary>
+    public string? Sigmas { get; init; }
+
+    /// <summary>Spacing of the steps: trailing, leading, linspace, karras or logsnr (as --spacing).</summary>
+    public string? Spacing { get; init; }
+
+    /// <summary>DDIM η (as --eta).</summary>
+    public double? Eta { get; init; }
+
+    /// <summary>DDPM variance, small or large (as --variance).</summary>
+    public string? Variance { get; init; }
+
+    /// <summary>Clamp of the x0 estimate (as --clip).</summary>
+    public double? Clip { get; init; }
+
+    /// <summary>Progress as server-sent events (text/event-stream) ending with the result.</summary>
+    public bool Stream { get; init; }
 }
 
 /// <summary>A checked request: what to draw, how, and how to send it back.</summary>

@@ -11,7 +11,8 @@ namespace Diffuse.Cli.Serving;
 /// <param name="QueueLimit">The most requests waiting per model; more are refused with 429 and Retry-After.</param>
 /// <param name="MaxBatch">The most samples one batched network evaluation carries.</param>
 /// <param name="Batching">Whether concurrent requests of the same setting share network evaluations (off: one request at a time).</param>
-/// <param name="MaxBodyBytes">The largest request body accepted.</param>
+/// <param name="MaxBodyBytes">The largest request body accepted (of the editing routes: <paramref name="MaxEditBodyBytes"/>).</param>
+/// <param name="MaxEditBodyBytes">The largest body of an editing request (encode, decode, edit, inpaint, interpolate), which carries images.</param>
 /// <param name="ShutdownGrace">How long running requests may take to finish when the server stops.</param>
 public sealed record ServeOptions(
     string Host = ServeOptions.DefaultHost,
@@ -25,6 +26,7 @@ public sealed record ServeOptions(
     int MaxBatch = 256,
     bool Batching = true,
     long MaxBodyBytes = 64 * 1024,
+    long MaxEditBodyBytes = 4 * 1024 * 1024,
     TimeSpan? ShutdownGrace = null)
 {
     /// <summary>The default address: loopback only.</summary>
@@ -51,5 +53,6 @@ public sealed record ServeOptions(
             throw new DiffuseException($"--host {Host} is reachable from other machines: give --api-key <KEY> (clients send it as X-Api-Key), or --no-auth to serve without one.");
         foreach (var (value, name) in new[] { (MaxImages, "--max-images"), (MaxRows, "--max-rows"), (MaxEvaluations, "--max-steps"), (QueueLimit, "--queue"), (MaxBatch, "--max-batch") })
             if (value < 1) throw new DiffuseException($"{name} must be at least 1 (got {value}).");
+        if (MaxEditBodyBytes < 1) throw new DiffuseException($"--max-edit-body must be at least 1 (got {MaxEditBodyBytes}).");
     }
 }

@@ -31,6 +31,10 @@ public class ServeApiTests(ServerFixture fixture)
         using var openapi = JsonDocument.Parse(await Server.Client.GetStringAsync("/openapi.json"));
         Assert.StartsWith("3.", openapi.RootElement.GetProperty("openapi").GetString());
         Assert.True(openapi.RootElement.GetProperty("paths").TryGetProperty("/v1/models/{name}/samples", out _));
+        // The description's sampler and spacing names are the library's tables.
+        var properties = openapi.RootElement.GetProperty("components").GetProperty("schemas").GetProperty("SampleRequest").GetProperty("properties");
+        Assert.Equal(Diffuse.Sampling.SamplerNames.All, properties.GetProperty("sampler").GetProperty("enum").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(Diffuse.Sampling.SamplerSpacings.All, properties.GetProperty("spacing").GetProperty("enum").EnumerateArray().Select(e => e.GetString()));
     }
 
     [Fact]

@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace Diffuse.Tests.Serving;
 
-/// <summary>A streamed (server-sent events) sample request read event by event.</summary>
+/// <summary>A streamed (server-sent events) sample or editing request read event by event.</summary>
 internal sealed class Streaming : IDisposable
 {
     private readonly HttpResponseMessage _response;
@@ -14,9 +14,9 @@ internal sealed class Streaming : IDisposable
         _reader = reader;
     }
 
-    public static async Task<Streaming> Start(ServerInstance server, string model, object body, CancellationToken cancellationToken = default)
+    public static async Task<Streaming> Start(ServerInstance server, string model, object body, CancellationToken cancellationToken = default, string route = "samples")
     {
-        var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/models/{model}/samples") { Content = ServerInstance.Json(body) };
+        var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/models/{model}/{route}") { Content = ServerInstance.Json(body) };
         var response = await server.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         if (!response.IsSuccessStatusCode) Assert.Fail($"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken)}");
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
