@@ -35,8 +35,7 @@ public sealed class SamplersCommand : Command<SamplersSettings>
         output.WriteLine();
         output.WriteLine($"Spacings (--spacing): {string.Join(", ", SamplerSpacings.All)}; 'timesteps' samplers take trailing, leading and linspace only.");
         output.WriteLine("Every sampler also takes --steps, --nfe, --clip and an explicit list (--sigmas for σ-space samplers).");
-        output.WriteLine("A sampler that draws no noise is deterministic (with η = 0 and no churn): it can encode images (diffuse encode) and");
-        output.WriteLine("'diffuse serve' batches its requests together.");
+        output.WriteLine("A sampler that draws no noise is deterministic (with η = 0 and no churn): it can encode images (diffuse encode).");
         return 0;
     }
 

@@ -9,15 +9,15 @@ namespace Diffuse.Cli.Serving;
 /// <summary>
 /// Runs requests of one setting as one batch. Request j's rows get the initial noise of its own (seed, i), the noise
 /// that <c>diffuse sample</c> draws (<see cref="SeededNoise"/> is a pure function of seed, stream and index), so each
-/// request's samples are those of its own run; the sampler is one of the deterministic σ-space samplers, which draw no
-/// other noise. After every network evaluation each request's cancellation is checked: a cancelled request is answered
-/// at once and its rows leave the network's batch (<see cref="LiveRows"/>); when none is left the run stops.
+/// request's samples are those of its own run, and a sampler that draws noise at every step draws each request's rows
+/// from that request's seed too (<see cref="StepNoise.Of"/>). After every network evaluation each request's
+/// cancellation is checked: a cancelled request is answered at once and its rows leave the network's batch (<see cref="LiveRows"/>); when none is left the run stops.
 /// </summary>
 internal static class CohortRun
 {
     public static void Run(DiffusionModel model, IReadOnlyList<SampleJob> jobs)
     {
-        if (jobs.Count == 1 && jobs[0].Spec.BatchKey is null)
+        if (jobs.Count == 1)
             RunAlone(model, jobs[0]);
         else
             RunTogether(model, jobs);
@@ -60,11 +60,12 @@ internal static class CohortRun
         {
             TorchThreads.Apply(model.IsImage);
             using var scope = NewDisposeScope();
-            var noise = cat(jobs.Select(j => SeededNoise.Normal(j.Spec.Seed, 0, 0, j.Spec.Count, model.ExampleShape, model.Device)).ToList(), 0);
+            var noise = cat(jobs.Select(j => SeededNoise.Normal(j.Spec.Seed, StreamDomains.InitialNoise, 0, j.Spec.Count, model.ExampleShape, model.Device)).ToList(), 0);
+            var stepNoise = StepNoise.Of(jobs.Select(j => new NoiseRows(j.Spec.Seed, 0, j.Spec.Count)).ToList());
             long[]? labels = first.Labels is null ? null : jobs.SelectMany(j => j.Spec.Labels!).ToArray();
             var denoiser = new LiveRows(model, labels, first.Guidance, offsets, live);
             var sigmas = first.Options.ResolveSigmas(model.Schedule);
-            var x = SigmaSamplers.Run(first.Options.Kind, denoiser, noise, sigmas, new StepNoise(first.Seed, 0), first.Options, step =>
+            var x = SigmaSamplers.Run(first.Options.Kind, denoiser, noise, sigmas, stepNoise, first.Options, step =>
             {
                 bool any = false;
                 for (int j = 0; j < jobs.Count; j++)

@@ -14,20 +14,27 @@ public class BatchingTests(ServerFixture fixture)
     private ServerInstance Server => fixture.Server;
 
     /// <summary>Requests of one setting with different seeds, classes and counts.</summary>
-    private static object[] Requests(string format) => Enumerable.Range(0, 8).Select(i => (object)new
+    private static object[] Requests(string format, string sampler = "dpm++2m") => Enumerable.Range(0, 8).Select(i => (object)new
     {
-        count = 1 + i % 3, seed = (ulong)(100 + i), @class = i % 2, sampler = "dpm++2m", steps = 12, format,
+        count = 1 + i % 3, seed = (ulong)(100 + i), @class = i % 2, sampler, steps = 12, format,
     }).ToArray();
 
-    [Fact]
-    public async Task ConcurrentRequestsShareABatchAndGetTheirUnbatchedResults()
+    /// <summary>
+    /// Deterministic and stochastic samplers alike: a batch gives each request's rows the noise of its own seed, so a
+    /// request run with others equals its run alone.
+    /// </summary>
+    [Theory]
+    [InlineData("dpm++2m")]
+    [InlineData("euler-ancestral")]
+    [InlineData("ddpm")]
+    public async Task ConcurrentRequestsShareABatchAndGetTheirUnbatchedResults(string sampler)
     {
         // Alone, one at a time: each request is its own batch.
         var alone = new List<byte[]>();
-        foreach (var request in Requests("safetensors")) alone.Add(await Server.SampleBytes("image", request));
+        foreach (var request in Requests("safetensors", sampler)) alone.Add(await Server.SampleBytes("image", request));
         var (runsBefore, jobsBefore) = Server.Model("image").Scheduler.Counts;
         // Together: held back until all are queued, then run.
-        var together = await Concurrently(Server, "image", Requests("safetensors"));
+        var together = await Concurrently(Server, "image", Requests("safetensors", sampler));
         var (runs, jobs) = Server.Model("image").Scheduler.Counts;
         Assert.Equal(8, jobs - jobsBefore);
         Assert.True(runs - runsBefore < 8, $"8 concurrent requests took {runs - runsBefore} runs: no batching");
@@ -37,7 +44,7 @@ public class BatchingTests(ServerFixture fixture)
             // The same noise rows, the same network: equal up to float rounding of a different batch size.
             using var a = Load(alone[i]);
             using var b = Load(together[i].Bytes);
-            Assert.True(a.allclose(b, rtol: 0, atol: 1e-5), $"request {i}: largest difference {(a - b).abs().max().item<float>()}");
+            Assert.True(a.allclose(b, rtol: 0, atol: 1e-5), $"{sampler}, request {i}: largest difference {(a - b).abs().max().item<float>()}");
         }
     }
 
