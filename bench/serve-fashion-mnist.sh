@@ -2,6 +2,8 @@
 # Load on `diffuse serve` with the shipped Fashion-MNIST model: throughput and latency at concurrency 1, 4, 16 and 64,
 # with dynamic batching and one request at a time (--no-batching); then the server's memory over 10,000 requests to a
 # small table model. Prints Markdown tables for docs/benchmarks.md. Usage: bench/serve-fashion-mnist.sh [requests per level]
+# Environment: DIFFUSE_THREADS (default 1), REQUEST (the JSON body, default dpm++2m 20 steps; serve-load adds a seed and
+# class per request), LEVELS (default "1 4 16 64"), MEMORY=0 skips the memory run.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/setup.sh"
 cd "$diffuse_root"
@@ -13,8 +15,9 @@ dotnet build bench/Diffuse.Bench -c Release -nologo -v q >/dev/null
 cli=src/Diffuse.Cli/bin/Release/net10.0/Diffuse.Cli.dll
 bench=bench/Diffuse.Bench/bin/Release/net10.0/Diffuse.Bench
 port=18080
-request='{"count":1,"sampler":"dpm++2m","steps":20}'
-echo "commit $(git rev-parse --short HEAD), $(nproc) cores, DIFFUSE_THREADS=$threads, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+request="${REQUEST:-{\"count\":1,\"sampler\":\"dpm++2m\",\"steps\":20\}}"
+levels="${LEVELS:-1 4 16 64}"
+echo "commit $(git rev-parse --short HEAD), $(nproc) cores, DIFFUSE_THREADS=$threads, request $request, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 serve() {   # serve <port> <args...>: starts a server in the background (its pid in $server), waits for it to answer
   local port="$1"; shift
@@ -28,7 +31,7 @@ serve() {   # serve <port> <args...>: starts a server in the background (its pid
 # see the same machine load (it is shared and its load drifts).
 serve "$port" --model fashion-mnist; batched=$server
 serve $((port + 1)) --model fashion-mnist --no-batching; sequential=$server
-for c in 1 4 16 64; do
+for c in $levels; do
   for mode in batching no-batching; do
     p=$port; [ "$mode" = no-batching ] && p=$((port + 1))
     echo; echo "### concurrency $c, $mode (load average $(cut -d' ' -f1 /proc/loadavg))"
@@ -37,6 +40,7 @@ for c in 1 4 16 64; do
 done
 kill -TERM "$batched" "$sequential"; wait "$batched" "$sequential" || true
 
+[ "${MEMORY:-1}" = 0 ] && exit 0
 echo; echo "## memory over 10,000 requests (moons table model, count 64, euler 10 steps, 4 clients)"
 model="$(mktemp -d)/moons"
 dotnet "$cli" train --data moons --out "$model" --steps 300 --width 64 --depth 2 --timesteps 100 >/dev/null
