@@ -30,7 +30,8 @@ using static TorchSharp.torch;
 //   editing-inpaint [per-class] [R] inpainting of the centre 14×14 and the lower half, replacement against RePaint:
 //                                    accuracy for the source's class and FD of the completions beside the sources' FD.
 //   serve-load <url> <model> <n> <levels> [json]   throughput and p50/p99 latency of a running diffuse serve at each
-//                                    concurrency level (see bench/serve-fashion-mnist.sh).
+//                                    concurrency level (see bench/serve-fashion-mnist.sh); json is one body, or an array of
+//                                    bodies taken in turn (a mixed workload of several settings).
 //   serve-memory <url> <model> <n> <pid> [c] [json]  the server's RSS over n requests.
 //   serve-batch-rate <model> [batches]  one guided network evaluation at each batch size: what batching can gain.
 //   unet-memory [steps] [batch]      process RSS over a long training run of the reference U-Net (default 1000 steps, batch 16).

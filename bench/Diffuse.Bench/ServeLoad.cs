@@ -102,6 +102,19 @@ internal static class ServeLoad
         return 0;
     }
 
+    /// <summary>
+    /// The body of request <paramref name="i"/>: <paramref name="body"/> itself, or for a JSON array of bodies (a mixed
+    /// workload of several settings) its element i modulo their number.
+    /// </summary>
+    private static Dictionary<string, JsonElement> Body(string body, int i)
+    {
+        using var document = JsonDocument.Parse(body);
+        var element = document.RootElement.ValueKind == JsonValueKind.Array
+            ? document.RootElement[i % document.RootElement.GetArrayLength()]
+            : document.RootElement;
+        return JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(element.GetRawText())!;
+    }
+
     private static (double[] Latencies, long Images, List<int> Batches) Run(HttpClient client, string model, string body, int concurrency, int total, ref int seed)
     {
         int next = 0, first = seed;
@@ -116,8 +129,7 @@ internal static class ServeLoad
             {
                 int i = Interlocked.Increment(ref next) - 1;
                 if (i >= total) return;
-                var request = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(body)!
-                    .ToDictionary(kv => kv.Key, kv => (object)kv.Value);
+                var request = Body(body, i).ToDictionary(kv => kv.Key, kv => (object)kv.Value);
                 request["seed"] = first + i;
                 if (classes > 0 && !request.ContainsKey("class")) request["class"] = (first + i) % classes;
                 var clock = Stopwatch.StartNew();
