@@ -26,19 +26,32 @@ public sealed partial class DiffusionModel : IDisposable
     private readonly IConditionalDenoiser _networkDenoiser;
     private readonly (double[] Lower, double[] Upper)? _bounds;
 
-    private DiffusionModel(DiffusionModelConfig config, DiffusionNetwork network, bool ownsNetwork)
+    private DiffusionModel(DiffusionModelConfig config, DiffusionNetwork network, bool ownsNetwork, ConditionedNetwork? call = null)
     {
         Config = config;
         Schedule = config.CreateSchedule();
         Network = network;
         Normalization = new Standardization(config.Data.Mean, config.Data.Std);
         using (var formulation = config.Formulation.Create())
-            _networkDenoiser = formulation.CreateDenoiser(ConditionedNetwork.From(network), Schedule, config.Prediction);
+            _networkDenoiser = formulation.CreateDenoiser(call ?? ConditionedNetwork.From(network), Schedule, config.Prediction);
         NetworkDenoiser = (IDenoiser)_networkDenoiser;
         _bounds = ClampBounds(config);
         if (_bounds is { } bounds) ClampedDenoiser = new ClampedDenoiser(NetworkDenoiser, Schedule, bounds.Lower, bounds.Upper);
         _ownsNetwork = ownsNetwork;
     }
+
+    /// <summary>
+    /// A view of this model whose every network evaluation goes through <paramref name="call"/> (input, noise
+    /// conditioning [B], labels [B] with −1 for "no class", or null), which must return what
+    /// <see cref="ConditionedNetwork.From"/>(<see cref="Network"/>) would; everything else (formulation, guidance,
+    /// clamping, samplers, defaults) is this model's. A server uses it to pool the evaluations of concurrent sampling runs,
+    /// whatever their settings, into one batch. The view shares the weights and does not own them.
+    /// </summary>
+    public DiffusionModel ThroughNetwork(Func<Tensor, Tensor, Tensor?, Tensor> call) =>
+        new(Config, Network, ownsNetwork: false, ConditionedNetwork.Custom(call, Network.ClassCount > 0))
+        {
+            Folder = Folder, RepairNotes = RepairNotes, ClampToDataRange = ClampToDataRange,
+        };
 
     /// <summary>Samples per batch of <see cref="Sample"/> for image models (limits memory).</summary>
     public const int DefaultImageBatch = 256;

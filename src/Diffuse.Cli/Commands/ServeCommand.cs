@@ -54,7 +54,7 @@ public sealed class ServeSettings : CommonSettings
 
     /// <summary>Batch bound.</summary>
     [CommandOption("--max-batch <N>")]
-    [Description("Most samples one batched network evaluation carries (default 256).")]
+    [Description("Most samples running at once, sharing each network evaluation (default 256); a larger request runs alone.")]
     public int? MaxBatch { get; init; }
 
     /// <summary>Editing body cap.</summary>

@@ -1,35 +1,30 @@
 namespace Diffuse.Cli.Serving;
 
 /// <summary>
-/// The queue and worker of one model. Requests wait in a bounded queue; the worker takes the oldest and, with
-/// batching on, every waiting request of the same setting (<see cref="SampleSpec.BatchKey"/>) up to
-/// <see cref="ServeOptions.MaxBatch"/> samples, and runs them as one batch: each network evaluation carries all their
-/// rows (<see cref="CohortRun"/>). A request joins a batch only at its first step; one that arrives while a batch runs
-/// waits for the next. Requests whose sampler draws noise at every step run alone, through the same library call as
-/// <c>diffuse sample</c>, and so do editing requests (<see cref="EditingJob"/>), in their turn.
+/// The queue and worker of one model. Requests wait in a bounded queue. With batching on, the worker starts every
+/// waiting sample request as soon as the rows of the running ones leave room (<see cref="ServeOptions.MaxBatch"/>
+/// samples), whatever its sampler or steps, and answers the network calls of all running requests with one evaluation
+/// per round (<see cref="NetworkPool"/>): a request joins at its first step and leaves when it ends. Without batching
+/// one request runs at a time. Editing requests (<see cref="EditingJob"/>) run alone in their turn, once the running
+/// sample requests have finished.
 /// </summary>
 internal sealed class BatchScheduler : IDisposable
 {
     private readonly ServedModel _model;
     private readonly ServeOptions _options;
+    private readonly NetworkPool _pool;
     private readonly LinkedList<QueuedJob> _waiting = new();
     private readonly object _gate = new();
     private readonly Thread _worker;
-    private bool _stopping;
+    private bool _stopping, _editing;
     private long _runs, _jobsRun;
-    private int _lastCohort = 1;
-
-    /// <summary>
-    /// How long the worker waits, after the first request of a run arrives, for the others of a busy stream to join
-    /// it: clients that each send their next request when the last one returns arrive a few milliseconds apart, and
-    /// without this wait the first would run alone while the rest queue behind it.
-    /// </summary>
-    public static readonly TimeSpan Gather = TimeSpan.FromMilliseconds(5);
+    private int _runningRows;
 
     public BatchScheduler(ServedModel model, ServeOptions options)
     {
         _model = model;
         _options = options;
+        _pool = new NetworkPool(model);
         _worker = new Thread(Work) { IsBackground = true, Name = $"diffuse serve: {model.Name}" };
         _worker.Start();
     }
@@ -40,10 +35,16 @@ internal sealed class BatchScheduler : IDisposable
         get { lock (_gate) return _waiting.Count; }
     }
 
-    /// <summary>Whether a run is in progress.</summary>
-    public bool Busy { get; private set; }
+    /// <summary>Whether a request is running.</summary>
+    public bool Busy
+    {
+        get { lock (_gate) return _editing || _pool.Running > 0; }
+    }
 
-    /// <summary>Runs made and requests served by them: their ratio is the mean batch, in requests.</summary>
+    /// <summary>
+    /// Busy periods (from idle to idle) and requests served in them: their ratio is the mean number of requests that
+    /// shared the network.
+    /// </summary>
     public (long Runs, long Jobs) Counts
     {
         get { lock (_gate) return (_runs, _jobsRun); }
@@ -59,7 +60,7 @@ internal sealed class BatchScheduler : IDisposable
             if (_waiting.Count >= _options.QueueLimit)
                 throw new ApiException(429, "queue_full", $"{_waiting.Count} requests are already waiting for {_model.Name}; try again shortly.") { RetryAfterSeconds = 1 };
             _waiting.AddLast(job);
-            Monitor.Pulse(_gate);
+            Monitor.PulseAll(_gate);
         }
     }
 
@@ -67,43 +68,43 @@ internal sealed class BatchScheduler : IDisposable
     {
         while (true)
         {
-            List<QueuedJob> cohort;
+            EditingJob? editing;
             lock (_gate)
             {
-                while (_waiting.Count == 0 && !_stopping) Monitor.Wait(_gate);
-                if (_stopping) return;
-                // Only when the last run was shared: a lone client is never kept waiting.
-                var until = DateTime.UtcNow + Gather;
-                while (_options.Batching && _lastCohort > 1 && _waiting.Count < _lastCohort && !_stopping && DateTime.UtcNow < until)
-                    Monitor.Wait(_gate, Math.Max(0, (int)Math.Ceiling((until - DateTime.UtcNow).TotalMilliseconds)));
-                if (_stopping) return;
-                cohort = TakeCohort();
-                _lastCohort = Math.Max(1, cohort.Count);
-                if (cohort.Count == 0) continue;
-                _runs++;
-                _jobsRun += cohort.Count;
-                Busy = true;
+                while (true)
+                {
+                    editing = Admit();
+                    if (editing is not null || _pool.Running > 0) break;
+                    if (_stopping) return;
+                    Monitor.Wait(_gate);
+                }
+            }
+            if (editing is null)
+            {
+                _pool.EvaluateRound();
+                continue;
             }
             try
             {
-                if (cohort[0] is EditingJob editing) editing.Run();
-                else CohortRun.Run(_model.Model, cohort.Cast<SampleJob>().ToList());
+                editing.Run();
             }
             catch (Exception e)
             {
-                foreach (var job in cohort) job.Fail(e);
+                editing.Fail(e);
             }
             finally
             {
-                Busy = false;
+                lock (_gate) _editing = false;
             }
         }
     }
 
-    /// <summary>The oldest waiting request and, when it can share, every waiting one of its setting that fits (called under the lock).</summary>
-    private List<QueuedJob> TakeCohort()
+    /// <summary>
+    /// Starts the waiting sample requests that fit beside the running ones, oldest first; returns an editing request
+    /// when it is the oldest and nothing runs (called under the lock).
+    /// </summary>
+    private EditingJob? Admit()
     {
-        var cohort = new List<QueuedJob>();
         for (var node = _waiting.First; node is not null;)
         {
             var next = node.Next;
@@ -114,26 +115,39 @@ internal sealed class BatchScheduler : IDisposable
             }
             node = next;
         }
-        if (_waiting.First is not { } first) return cohort;
-        _waiting.RemoveFirst();
-        cohort.Add(first.Value);
-        if (first.Value is not SampleJob { Spec.BatchKey: { } key } sample || !_options.Batching) return cohort;
-        int rows = sample.Spec.Count;
-        for (var node = _waiting.First; node is not null;)
+        while (_waiting.First is { } first && !_stopping)
         {
-            var next = node.Next;
-            if (node.Value is SampleJob { Spec: var spec } && spec.BatchKey == key && rows + spec.Count <= _options.MaxBatch)
+            bool idle = _pool.Running == 0;
+            if (first.Value is EditingJob editing)
             {
-                cohort.Add(node.Value);
-                rows += spec.Count;
-                _waiting.Remove(node);
+                if (!idle) return null;
+                _waiting.RemoveFirst();
+                _editing = true;
+                _runs++;
+                _jobsRun++;
+                return editing;
             }
-            node = next;
+            var job = (SampleJob)first.Value;
+            bool fits = _options.Batching && _runningRows + job.Spec.Count <= _options.MaxBatch;
+            if (!idle && !fits) return null;
+            _waiting.RemoveFirst();
+            if (idle) _runs++;
+            _jobsRun++;
+            _runningRows += job.Spec.Count;
+            int rows = job.Spec.Count;
+            _pool.Start(job, () =>
+            {
+                lock (_gate)
+                {
+                    _runningRows -= rows;
+                    Monitor.PulseAll(_gate);
+                }
+            });
         }
-        return cohort;
+        return null;
     }
 
-    /// <summary>Stops the worker after its current run; requests still waiting are cancelled.</summary>
+    /// <summary>Stops the worker once the running requests have ended; requests still waiting are cancelled.</summary>
     public void Dispose()
     {
         lock (_gate)

@@ -161,23 +161,4 @@ public abstract class RequestFields
 /// <param name="Stream">Progress as server-sent events.</param>
 /// <param name="Preview">Progress events carry z_t and x̂0 pictures.</param>
 internal sealed record SampleSpec(int Count, ulong Seed, SamplerOptions Options, string Description, long[]? Labels, double Guidance, int Columns,
-    IReadOnlyList<string>? RowLabels, string Format, int Scale, bool Stream, bool Preview)
-{
-    /// <summary>
-    /// Requests with equal keys share network evaluations: the same sampler, levels and options, and the same guidance
-    /// (which the batched denoiser applies to every row). The seed is not part of it: each request's rows draw the
-    /// initial and step noise of their own seed (<see cref="StepNoise.Of"/>), so the stochastic samplers batch too.
-    /// </summary>
-    public string BatchKey
-    {
-        get
-        {
-            var o = Options;
-            string timesteps = o.TimestepList is null ? "" : string.Join(",", o.TimestepList);
-            string sigmas = o.SigmaList is null ? "" : string.Join(",", o.SigmaList.Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
-            string churn = o.Churn is not { } c ? "" : string.Create(CultureInfo.InvariantCulture, $"{c.SChurn:R},{c.STmin:R},{c.STmax:R},{c.SNoise:R}");
-            return string.Create(CultureInfo.InvariantCulture,
-                $"{o.Kind}|{o.Steps}|{o.Spacing}|{timesteps}|{sigmas}|{o.Rho:R}|{o.ClipX0:R}|{o.Eta:R}|{o.Variance}|{churn}|{(Labels is null ? "u" : Guidance.ToString("R", CultureInfo.InvariantCulture))}");
-        }
-    }
-}
+    IReadOnlyList<string>? RowLabels, string Format, int Scale, bool Stream, bool Preview);

@@ -44,6 +44,13 @@ public sealed class ConditionedNetwork
         new((input, conditioning, classes) => network.call(input, conditioning,
             classes?.masked_fill(classes < 0, nullClass)), takesClasses: true);
 
+    /// <summary>
+    /// A network seen through <paramref name="forward"/>, which receives the raw labels (−1 for "no class") and must
+    /// compute what the network would: e.g. a server's pool that evaluates the rows of concurrent runs in one batch
+    /// (see <see cref="DiffusionModel.ThroughNetwork"/>).
+    /// </summary>
+    public static ConditionedNetwork Custom(Func<Tensor, Tensor, Tensor?, Tensor> forward, bool takesClasses) => new(forward, takesClasses);
+
     /// <summary>Runs the network; throws a <see cref="DiffuseException"/> when labels are given to a network without class conditioning.</summary>
     public Tensor Call(Tensor input, Tensor conditioning, Tensor? classes)
     {

@@ -9,7 +9,7 @@ namespace Diffuse.Sampling;
 /// <summary>
 /// The per-step noise of one batch: step i of a sampler draws stream i + 1 of <see cref="SeededNoise"/> (stream 0 is
 /// the initial noise) for rows <see cref="First"/> … , so sample j's noise depends only on (seed, j). A batch that
-/// joins the samples of several seeds (a server's requests run together) gives each run of rows its own seed with
+/// joins the samples of several seeds (several callers' requests in one tensor) gives each run of rows its own seed with
 /// <see cref="Of"/>: every row then draws what it would alone.
 /// </summary>
 /// <param name="Seed">The sampling seed.</param>

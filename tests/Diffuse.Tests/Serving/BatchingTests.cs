@@ -29,23 +29,67 @@ public class BatchingTests(ServerFixture fixture)
     [InlineData("ddpm")]
     public async Task ConcurrentRequestsShareABatchAndGetTheirUnbatchedResults(string sampler)
     {
-        // Alone, one at a time: each request is its own batch.
-        var alone = new List<byte[]>();
-        foreach (var request in Requests("safetensors", sampler)) alone.Add(await Server.SampleBytes("image", request));
         var (runsBefore, jobsBefore) = Server.Model("image").Scheduler.Counts;
-        // Together: held back until all are queued, then run.
-        var together = await Concurrently(Server, "image", Requests("safetensors", sampler));
+        await TogetherEqualsAlone(Requests("safetensors", sampler), sampler);
         var (runs, jobs) = Server.Model("image").Scheduler.Counts;
-        Assert.Equal(8, jobs - jobsBefore);
-        Assert.True(runs - runsBefore < 8, $"8 concurrent requests took {runs - runsBefore} runs: no batching");
+        Assert.Equal(16, jobs - jobsBefore);   // 8 alone, 8 together
+        Assert.True(runs - runsBefore < 16, $"8 concurrent requests took {runs - runsBefore - 8} runs: no batching");
+    }
+
+    /// <summary>
+    /// Runs <paramref name="requests"/> one at a time, then all at once: they share network evaluations, and each
+    /// result equals its run alone up to float rounding of another batch size (the same noise rows, the same network).
+    /// </summary>
+    private async Task TogetherEqualsAlone(object[] requests, string label)
+    {
+        var alone = new List<byte[]>();
+        foreach (var request in requests) alone.Add(await Server.SampleBytes("image", request));
+        var together = await Concurrently(Server, "image", requests);
         Assert.Contains(together, r => r.Batch > r.Count);
         for (int i = 0; i < alone.Count; i++)
         {
-            // The same noise rows, the same network: equal up to float rounding of a different batch size.
             using var a = Load(alone[i]);
             using var b = Load(together[i].Bytes);
-            Assert.True(a.allclose(b, rtol: 0, atol: 1e-5), $"{sampler}, request {i}: largest difference {(a - b).abs().max().item<float>()}");
+            Assert.True(a.allclose(b, rtol: 0, atol: 1e-5), $"{label}, request {i}: largest difference {(a - b).abs().max().item<float>()}");
         }
+    }
+
+    /// <summary>
+    /// Requests of different samplers, step counts, spacings, classes and guidance share network evaluations (the
+    /// network takes a noise level and a class per row), and each still gets its result alone.
+    /// </summary>
+    [Fact]
+    public async Task RequestsOfDifferentSettingsShareTheNetwork()
+    {
+        object[] requests =
+        {
+            new { count = 2, seed = 1UL, @class = 0, sampler = "dpm++2m", steps = 12, format = "safetensors" },
+            new { count = 1, seed = 2UL, @class = 1, sampler = "euler-ancestral", steps = 9, format = "safetensors" },
+            new { count = 3, seed = 3UL, @class = 1, sampler = "heun", steps = 5, spacing = "karras", format = "safetensors" },
+            new { count = 1, seed = 4UL, @class = 0, sampler = "ddim", steps = 15, guidance = 2.5, format = "safetensors" },
+            new { count = 2, seed = 5UL, sampler = "ddpm", steps = 7, format = "safetensors" },
+        };
+        await TogetherEqualsAlone(requests, "mixed settings");
+    }
+
+    /// <summary>A request that arrives while another runs joins it at its own first step instead of waiting for the end.</summary>
+    [Fact]
+    public async Task ARequestJoinsARunningOneAtItsFirstStep()
+    {
+        using var cancel = new CancellationTokenSource();
+        using var running = await Streaming.Start(Server, "image", new { count = 4, seed = 3, sampler = "euler", steps = 2_000, stream = true }, cancel.Token);
+        int before = (await running.NextEvent("progress")).GetProperty("step").GetInt32();
+        var plain = await Server.SampleBytes("image", new { count = 1, seed = 9, sampler = "dpm++2m", steps = 10, format = "safetensors" });
+        using var response = await Server.Sample("image", new { count = 1, seed = 9, sampler = "dpm++2m", steps = 10, format = "safetensors" });
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        // It shared evaluations with the 4 running rows, and finished long before them.
+        Assert.True(int.Parse(response.Headers.GetValues("X-Diffuse-Batch").Single(), System.Globalization.CultureInfo.InvariantCulture) >= 5);
+        int after = (await running.NextEvent("progress")).GetProperty("step").GetInt32();
+        Assert.InRange(after, before + 1, 1_000);
+        using var a = Load(plain);
+        using var b = Load(await response.Content.ReadAsByteArrayAsync());
+        Assert.True(a.allclose(b, rtol: 0, atol: 1e-5));
+        cancel.Cancel();
     }
 
     [Fact]

@@ -115,9 +115,9 @@ public class ServeApiTests(ServerFixture fixture)
     [Fact]
     public async Task AFullQueueIsRefusedWith429AndRetryAfter()
     {
-        await using var server = await ServerInstance.StartAsync(new ServeOptions(Port: 0, QueueLimit: 1, MaxEvaluations: 20_000), fixture.ImageModel);
+        await using var server = await ServerInstance.StartAsync(new ServeOptions(Port: 0, QueueLimit: 1, MaxEvaluations: 20_000, MaxBatch: 64), fixture.ImageModel);
         using var cancel = new CancellationTokenSource();
-        // A long request occupies the worker (20,000 steps of 64 images), a second of another setting waits, a third is refused.
+        // A long request fills the network's batch (20,000 steps of 64 images, as many as MaxBatch), a second waits for room, a third is refused.
         var running = await Streaming.Start(server, "image", new { count = 64, sampler = "euler", sigmas = "karras", steps = 20_000, stream = true }, cancel.Token);
         await running.NextEvent("progress");
         var waiting = server.Sample("image", new { count = 1, steps = 2, sampler = "euler" });
