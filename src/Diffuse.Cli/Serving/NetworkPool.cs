@@ -91,11 +91,7 @@ internal sealed class NetworkPool
         {
             foreach (var call in calls) call.Error = ExceptionDispatchInfo.Capture(e);
         }
-        lock (_gate)
-        {
-            foreach (var call in calls) call.Done = true;
-            Monitor.PulseAll(_gate);
-        }
+        foreach (var call in calls) call.Done.Set();
         return true;
     }
 
@@ -108,9 +104,10 @@ internal sealed class NetworkPool
         {
             using var scope = NewDisposeScope();
             var members = group.ToList();
-            int rows = members.Sum(c => (int)c.Input.shape[0]);
+            // The samples that share this evaluation (a guided sample's two rows count once), as each request reports it.
+            int samples = members.Select(c => c.Job).OfType<SampleJob>().Distinct().Sum(j => j.Spec.Count);
             foreach (var call in members)
-                if (call.Job is { } job) job.BatchRows = Math.Max(job.BatchRows, rows);
+                if (call.Job is { } job) job.BatchRows = Math.Max(job.BatchRows, samples);
             var input = members.Count == 1 ? members[0].Input : cat(members.Select(c => c.Input).ToList(), 0);
             var conditioning = members.Count == 1 ? members[0].Conditioning : cat(members.Select(c => c.Conditioning).ToList(), 0);
             Tensor? classes = group.Key ? null : members.Count == 1 ? members[0].Classes : cat(members.Select(c => c.Classes!).ToList(), 0);
@@ -128,13 +125,14 @@ internal sealed class NetworkPool
     /// <summary>The network call of a running request (on its thread): waits for the round that evaluates it.</summary>
     private Tensor Submit(Tensor input, Tensor conditioning, Tensor? classes)
     {
-        var call = new Call(input, conditioning, classes, _currentJob);
+        using var call = new Call(input, conditioning, classes, _currentJob);
         lock (_gate)
         {
             _pending.Add(call);
-            Monitor.PulseAll(_gate);
-            while (!call.Done) Monitor.Wait(_gate);
+            // Only the worker waits on the gate; each caller waits on its own call.
+            if (_pending.Count >= _running) Monitor.Pulse(_gate);
         }
+        call.Done.Wait();
         call.Error?.Throw();
         // The output was made on the worker's thread outside any scope: hand the caller a handle in its own scope.
         var output = call.Output!;
@@ -143,7 +141,7 @@ internal sealed class NetworkPool
         return owned;
     }
 
-    private sealed class Call(Tensor input, Tensor conditioning, Tensor? classes, SampleJob? job)
+    private sealed class Call(Tensor input, Tensor conditioning, Tensor? classes, SampleJob? job) : IDisposable
     {
         public Tensor Input { get; } = input;
 
@@ -157,6 +155,9 @@ internal sealed class NetworkPool
 
         public ExceptionDispatchInfo? Error { get; set; }
 
-        public bool Done { get; set; }
+        /// <summary>Set by the worker once <see cref="Output"/> or <see cref="Error"/> is there.</summary>
+        public ManualResetEventSlim Done { get; } = new();
+
+        public void Dispose() => Done.Dispose();
     }
 }

@@ -35,7 +35,7 @@ internal sealed class SampleJob(SampleSpec spec, CancellationToken cancellationT
 
     public Task<Tensor> Result => _result.Task;
 
-    /// <summary>Sample rows of the run this job had, for tests and the batching report.</summary>
+    /// <summary>The most samples that shared one network evaluation with this job (its own included), for tests and the batching report.</summary>
     public int BatchRows { get; set; }
 
     public void Complete(Tensor samples)

@@ -10,7 +10,7 @@ namespace Diffuse.Cli.Serving;
 /// <param name="MaxEvaluations">The most network evaluations per sample one request may ask for.</param>
 /// <param name="QueueLimit">The most requests waiting per model; more are refused with 429 and Retry-After.</param>
 /// <param name="MaxBatch">The most samples running at once, whose rows one network evaluation carries (a single larger request still runs, alone).</param>
-/// <param name="Batching">Whether concurrent requests of the same setting share network evaluations (off: one request at a time).</param>
+/// <param name="Batching">Whether running requests share network evaluations, whatever their settings (off: one request at a time).</param>
 /// <param name="MaxBodyBytes">The largest request body accepted (of the editing routes: <paramref name="MaxEditBodyBytes"/>).</param>
 /// <param name="MaxEditBodyBytes">The largest body of an editing request (encode, decode, edit, inpaint, interpolate), which carries images.</param>
 /// <param name="ShutdownGrace">How long running requests may take to finish when the server stops.</param>
