@@ -8,9 +8,7 @@ namespace Diffuse.Sampling;
 
 /// <summary>
 /// The per-step noise of one batch: step i of a sampler draws stream i + 1 of <see cref="SeededNoise"/> (stream 0 is
-/// the initial noise) for rows <see cref="First"/> … , so sample j's noise depends only on (seed, j). A batch that
-/// joins the samples of several seeds (several callers' requests in one tensor) gives each run of rows its own seed with
-/// <see cref="Of"/>: every row then draws what it would alone.
+/// the initial noise) for rows <see cref="First"/> … , so sample j's noise depends only on (seed, j).
 /// </summary>
 /// <param name="Seed">The sampling seed.</param>
 /// <param name="First">The sample index of the batch's first row.</param>
@@ -20,42 +18,10 @@ namespace Diffuse.Sampling;
 /// </param>
 public readonly record struct StepNoise(ulong Seed, long First, int StepOffset = 0)
 {
-    private NoiseRows[]? RowArray { get; init; }
-
-    /// <summary>
-    /// The noise of a batch made of consecutive runs of rows, each with its own seed and first sample index (in
-    /// order: the first run's rows come first).
-    /// </summary>
-    public static StepNoise Of(IReadOnlyList<NoiseRows> rows)
-    {
-        if (rows.Count == 0) throw new ArgumentException("a batch needs at least one run of rows", nameof(rows));
-        foreach (var r in rows)
-            if (r.Count < 1) throw new ArgumentException($"a run of rows needs at least one row (got {r.Count})", nameof(rows));
-        return new StepNoise(rows[0].Seed, rows[0].First) { RowArray = rows.ToArray() };
-    }
-
-    /// <summary>The runs of rows of a batch of several seeds (see <see cref="Of"/>), or null for a batch of one seed.</summary>
-    public IReadOnlyList<NoiseRows>? Rows => RowArray;
-
     /// <summary>Standard normal noise for step <paramref name="step"/> (0-based) with the shape, dtype and device of <paramref name="like"/>.</summary>
-    public Tensor Normal(int step, Tensor like)
-    {
-        ulong stream = StreamDomains.FirstStepNoise + (ulong)(step + StepOffset);
-        if (RowArray is not { } rows)
-            return SeededNoise.Normal(Seed, stream, First, (int)like.shape[0], like.shape.AsSpan(1), like.device).to_type(like.dtype);
-        long total = rows.Sum(r => (long)r.Count);
-        if (total != like.shape[0]) throw new ArgumentException($"the runs of rows hold {total} rows, the batch {like.shape[0]}", nameof(like));
-        using var scope = NewDisposeScope();
-        var parts = rows.Select(r => SeededNoise.Normal(r.Seed, stream, r.First, r.Count, like.shape.AsSpan(1), like.device)).ToList();
-        return cat(parts, 0).to_type(like.dtype).MoveToOuterDisposeScope();
-    }
+    public Tensor Normal(int step, Tensor like) =>
+        SeededNoise.Normal(Seed, StreamDomains.FirstStepNoise + (ulong)(step + StepOffset), First, (int)like.shape[0], like.shape.AsSpan(1), like.device).to_type(like.dtype);
 }
-
-/// <summary>A run of <paramref name="Count"/> rows of a batch whose noise is that of samples <paramref name="First"/> … of <paramref name="Seed"/>.</summary>
-/// <param name="Seed">The sampling seed of these rows.</param>
-/// <param name="First">The sample index of the first of them.</param>
-/// <param name="Count">How many rows.</param>
-public readonly record struct NoiseRows(ulong Seed, long First, int Count);
 
 /// <summary>
 /// Stochastic churn (Karras et al. 2022, Algorithm 2, lines 4–6): before step i, when S_tmin ≤ σ_i ≤ S_tmax, the state

@@ -204,30 +204,4 @@ public class SamplerTableTests
             else Assert.Throws<DiffuseException>(() => Timesteps.Select(1000, 10, spacing));
         }
     }
-
-    /// <summary>
-    /// A batch of several seeds (a server's requests run together) draws each run of rows from its own seed: a
-    /// stochastic sampler then gives every request exactly its run alone.
-    /// </summary>
-    [Fact]
-    public void ABatchOfSeveralSeedsGivesEachRequestItsRunAlone()
-    {
-        using var scope = NewDisposeScope();
-        var schedule = NoiseSchedule.Linear(100);
-        var denoiser = new GaussianDenoiser(schedule, new[] { 1.5, -0.5 }, new[] { 0.25, 2.0 });
-        var options = new SamplerOptions(SamplerKind.EulerAncestral, 10, SamplerSpacing.Karras);
-        var sigmas = options.ResolveSigmas(schedule);
-        var requests = new (ulong Seed, int Count)[] { (7, 3), (8, 1), (9, 4) };
-        var noise = cat(requests.Select(r => SeededNoise.Normal(r.Seed, StreamDomains.InitialNoise, 0, r.Count, Shape)).ToList(), 0);
-        var stepNoise = StepNoise.Of(requests.Select(r => new NoiseRows(r.Seed, 0, r.Count)).ToList());
-        var together = SigmaSamplers.Run(options.Kind, denoiser, noise, sigmas, stepNoise, options);
-        long row = 0;
-        foreach (var (seed, count) in requests)
-        {
-            var alone = Sampler.Generate(denoiser, schedule, Shape, count, seed, options);
-            Assert.True(Same(together.narrow(0, row, count), alone), $"seed {seed}: the batched rows differ from the run alone");
-            row += count;
-        }
-        Assert.Throws<ArgumentException>(() => stepNoise.Normal(0, zeros(5, 2)));
-    }
 }
